@@ -1,0 +1,261 @@
+//! The ABI contract. Everything here crosses the host/plugin boundary, so only
+//! `abi_stable` types are used. Changing anything in this file is an ABI change:
+//! bump the minor version of this crate (host and plugins must share `0.MINOR`).
+#![allow(non_camel_case_types, non_local_definitions)] // abi_stable generates `Trait_TO` / `Root_Ref` names
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings,
+    sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RArc, RBox, RResult, RStr, RString, RVec, Tuple2},
+    StableAbi,
+};
+
+/// Media kind, as go2rtc names it in `medias` strings.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Video,
+    Audio,
+}
+
+/// Direction from the point of view of the side that *describes* the media,
+/// following go2rtc: a producer's `recvonly` media is one consumers can receive,
+/// a producer's `sendonly` media accepts data (a camera speaker: backchannel).
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    RecvOnly,
+    SendOnly,
+}
+
+/// One codec with the parameters a consumer needs to set up its output.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Codec {
+    /// go2rtc codec name: H264, H265, JPEG, MPEG4-GENERIC, OPUS, PCMA, PCMU, L16, PCML, ...
+    pub name: RString,
+    pub clock_rate: u32,
+    pub channels: u16,
+    /// RTP payload type when the codec came from SDP (0 when unknown).
+    pub payload_type: u8,
+    /// SDP fmtp line content when known.
+    pub fmtp: RString,
+    /// H.264/H.265: parameter sets as 4-byte length-prefixed NAL units; AAC: AudioSpecificConfig.
+    pub extradata: RVec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub profile: RString,
+    pub level: RString,
+}
+
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub kind: MediaKind,
+    pub direction: Direction,
+    pub codecs: RVec<Codec>,
+}
+
+/// Packet flags.
+pub const FLAG_KEYFRAME: u32 = 1;
+pub const FLAG_DISCONTINUITY: u32 = 2;
+
+/// One frame (access unit) in the canonical form of its codec (DESIGN.md §4).
+/// The payload is reference counted: fan-out clones the `RArc`, never the bytes.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct Packet {
+    /// Index into the producer's (or the negotiated consumer's) media list.
+    pub track: u32,
+    pub flags: u32,
+    /// Presentation time in the codec's clock rate.
+    pub pts: i64,
+    pub dts: i64,
+    /// Monotonic microseconds when the frame arrived from the network.
+    pub received_at_us: u64,
+    pub payload: RArc<RVec<u8>>,
+}
+
+impl Packet {
+    pub fn is_keyframe(&self) -> bool {
+        self.flags & FLAG_KEYFRAME != 0
+    }
+}
+
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Result of a non-blocking send towards a client.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    Ok,
+    /// The client is slow: the queue is full and the data was not taken.
+    Full,
+    /// The client is gone.
+    Closed,
+}
+
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct HttpRequest {
+    pub method: RString,
+    /// Path without the API's `base_path`, e.g. `/api/frame.jpeg`.
+    pub path: RString,
+    /// Raw query string without `?`.
+    pub query: RString,
+    pub headers: RVec<Tuple2<RString, RString>>,
+    pub body: RVec<u8>,
+    pub remote_addr: RString,
+}
+
+pub type Headers = RVec<Tuple2<RString, RString>>;
+
+/// The host's services, given to a plugin at init.
+#[sabi_trait]
+pub trait HostApi: Send + Sync {
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>);
+    /// Lets a plugin skip formatting events nobody will see.
+    fn log_enabled(&self, level: LogLevel, target: RStr<'_>) -> bool;
+    /// Attaches a consumer to a stream. `query` uses go2rtc's filters
+    /// (`video`, `audio=all`, `microphone`, ...). `info` is a JSON object with
+    /// `format_name`, `protocol`, `remote_addr`, `user_agent`. The outcome comes
+    /// later through `Consumer::attached` or `Consumer::failed`. Returns the
+    /// consumer id used by `remove_consumer` and `consumer_send`.
+    fn add_consumer(
+        &self,
+        stream: RStr<'_>,
+        query: RStr<'_>,
+        info: RString,
+        consumer: ConsumerBox,
+    ) -> u64;
+    fn remove_consumer(&self, id: u64);
+    /// Sends a packet from a consumer's `sendonly` media (a browser microphone)
+    /// to the producer that accepted it (backchannel).
+    fn consumer_send(&self, id: u64, track: u32, packet: &Packet);
+    /// Attaches a passive producer (ingest: RTSP RECORD, WHIP, POST stream.ts) to
+    /// an existing stream. The returned events object is how the plugin feeds it.
+    fn add_producer(
+        &self,
+        stream: RStr<'_>,
+        info: RString,
+        source: SourceBox,
+    ) -> RResult<SourceEventsBox, RString>;
+}
+
+/// What an opened source reports to the host. Implemented by the host.
+#[sabi_trait]
+pub trait SourceEvents: Send + Sync {
+    /// The source's medias are known (called once per connection).
+    fn medias(&self, medias: RVec<Media>);
+    /// One frame. Hot path: the host fans it out to consumers without copying.
+    fn packet(&self, packet: &Packet);
+    /// JSON object merged into the producer's stats (`remote_addr`, `pid`, ...).
+    fn info(&self, info: RString);
+    /// The source resolved to another URL (echo:, expr:); the host opens that one.
+    fn redirect(&self, url: RString);
+    /// The source ended; `reason` says why. The host may retry.
+    fn closed(&self, reason: RString);
+}
+
+/// A running source. Implemented by a plugin.
+#[sabi_trait]
+pub trait Source: Send + Sync {
+    /// Data for a `sendonly` media (backchannel audio towards the camera).
+    fn send(&self, track: u32, packet: &Packet);
+    /// Stop and release everything. Must not block.
+    fn stop(&self);
+}
+
+/// A consumer of a stream. Implemented by a plugin (RTSP session, WebRTC peer, ...).
+#[sabi_trait]
+pub trait Consumer: Send + Sync {
+    /// Negotiation succeeded: one media per track, each with exactly one codec.
+    fn attached(&self, medias: RVec<Media>);
+    fn failed(&self, error: RString);
+    /// `track` is the consumer's own track index (position in `attached`'s
+    /// medias); `packet.track` is the producer's. Must only enqueue, never
+    /// block: it runs on the producer's thread.
+    fn packet(&self, track: u32, packet: &Packet);
+    /// The stream is gone for good (deleted, or every source failed).
+    fn closed(&self, reason: RString);
+}
+
+/// A streaming HTTP body.
+#[sabi_trait]
+pub trait BodySink: Send + Sync {
+    fn try_send(&self, chunk: RVec<u8>) -> SendStatus;
+    fn finish(&self);
+}
+
+/// Answers one HTTP request, once.
+#[sabi_trait]
+pub trait Responder: Send + Sync {
+    fn respond(&self, status: u16, headers: Headers, body: RVec<u8>);
+    fn stream(&self, status: u16, headers: Headers) -> BodySinkBox;
+}
+
+/// Sends WebSocket messages to one `/api/ws` client.
+#[sabi_trait]
+pub trait WsSender: Send + Sync {
+    fn send_text(&self, text: RString) -> SendStatus;
+    fn send_binary(&self, data: RVec<u8>) -> SendStatus;
+}
+
+/// A loaded plugin. Implemented by the SDK around the author's `Plugin`.
+#[sabi_trait]
+pub trait PluginObject: Send + Sync {
+    /// URL schemes this plugin opens as sources (`rtsp`, `exec`, ...).
+    fn schemes(&self) -> RVec<RString>;
+    fn open_source(&self, url: RStr<'_>, events: SourceEventsBox) -> RResult<SourceBox, RString>;
+    /// HTTP paths this plugin serves (exact paths, e.g. `/api/frame.jpeg`).
+    fn routes(&self) -> RVec<RString>;
+    fn http(&self, request: HttpRequest, responder: ResponderBox);
+    /// `/api/ws` message types (or prefixes ending with `*`) this plugin handles.
+    fn ws_types(&self) -> RVec<RString>;
+    fn ws_message(&self, conn: u64, message: RStr<'_>, sender: WsSenderBox);
+    fn ws_closed(&self, conn: u64);
+    /// Config keys of this module's section, for unknown-key warnings.
+    fn config_keys(&self) -> RVec<RString>;
+    fn shutdown(&self);
+}
+
+pub type HostBox = HostApi_TO<'static, RArc<()>>;
+pub type SourceEventsBox = SourceEvents_TO<'static, RArc<()>>;
+pub type SourceBox = Source_TO<'static, RBox<()>>;
+pub type ConsumerBox = Consumer_TO<'static, RArc<()>>;
+pub type BodySinkBox = BodySink_TO<'static, RBox<()>>;
+pub type ResponderBox = Responder_TO<'static, RBox<()>>;
+pub type WsSenderBox = WsSender_TO<'static, RArc<()>>;
+pub type PluginBox = PluginObject_TO<'static, RBox<()>>;
+
+/// The root module every plugin library exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginRoot_Ref)))]
+#[sabi(missing_field(panic))]
+pub struct PluginRoot {
+    /// The module name (`exec`): its `app.modules` entry and config section.
+    pub name: extern "C" fn() -> RStr<'static>,
+    pub version: extern "C" fn() -> RStr<'static>,
+    /// `config` is the module's config section as JSON (`null` when absent).
+    #[sabi(last_prefix_field)]
+    pub init: extern "C" fn(host: HostBox, config: RString) -> RResult<PluginBox, RString>,
+}
+
+impl RootModule for PluginRoot_Ref {
+    declare_root_module_statics! {PluginRoot_Ref}
+    const BASE_NAME: &'static str = "camrouter_plugin";
+    const NAME: &'static str = "camrouter_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
