@@ -1,0 +1,523 @@
+//! The HTTP API on `api.listen` (default `:1984`): go2rtc's paths and JSON,
+//! auth, CORS, `base_path`, static files, and delegation to plugin routes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::app::{App, GO2RTC_VERSION};
+use crate::graph::{ConsumerSink, Filter};
+use crate::{dot, plugin_http, ws};
+
+/// API settings from the `api:` section.
+#[derive(Clone, Debug, Default)]
+pub struct ApiSettings {
+    pub username: String,
+    pub password: String,
+    pub local_auth: bool,
+    pub allow_paths: Option<Vec<String>>,
+    pub base_path: String,
+    pub origin: String,
+    pub static_dir: Option<String>,
+}
+
+impl ApiSettings {
+    pub fn from_config(v: &Value) -> ApiSettings {
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        let mut base = s("base_path");
+        while base.ends_with('/') {
+            base.pop();
+        }
+        if !base.is_empty() && !base.starts_with('/') {
+            base.insert(0, '/');
+        }
+        ApiSettings {
+            username: s("username"),
+            password: s("password"),
+            local_auth: v
+                .get("local_auth")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
+            allow_paths: v.get("allow_paths").and_then(|x| x.as_array()).map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            }),
+            base_path: base,
+            origin: s("origin"),
+            static_dir: v
+                .get("static_dir")
+                .and_then(|x| x.as_str())
+                .filter(|x| !x.is_empty())
+                .map(str::to_string),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Ctx {
+    pub app: Arc<App>,
+    pub settings: Arc<ApiSettings>,
+}
+
+pub fn text(status: StatusCode, body: &str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        format!("{body}\n"),
+    )
+        .into_response()
+}
+
+pub fn json_response(value: &Value, pretty: bool) -> Response {
+    let mut body = if pretty {
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    } else {
+        value.to_string()
+    };
+    body.push('\n');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn empty_ok() -> Response {
+    StatusCode::OK.into_response()
+}
+
+/// Query pairs in order, percent-decoded; repeated keys stay repeated (`src`).
+pub fn query_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                crate::graph::filter::percent_decode(k),
+                crate::graph::filter::percent_decode(v),
+            )
+        })
+        .collect()
+}
+
+fn first<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn all<'a>(q: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+    q.iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+fn is_loopback(remote: &str) -> bool {
+    remote == "@" || remote.starts_with("127.") || remote.starts_with("[::1]")
+}
+
+/// The single entry point: auth, CORS, base path, then dispatch.
+pub async fn handle(
+    axum::extract::State(ctx): axum::extract::State<Ctx>,
+    req: Request,
+) -> Response {
+    // Unix-socket connections carry no address: go2rtc calls them "@".
+    let remote = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_else(|| "@".to_string());
+    let s = &ctx.settings;
+    let mut resp = dispatch(&ctx, &remote, req).await;
+    if s.origin == "*" {
+        let h = resp.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Content-Type"),
+        );
+    }
+    resp
+}
+
+fn authorized(s: &ApiSettings, remote: &str, headers: &HeaderMap) -> bool {
+    if s.username.is_empty() || (!s.local_auth && is_loopback(remote)) {
+        return true;
+    }
+    let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(b64) = v.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    let expected = format!("{}:{}", s.username, s.password);
+    // Constant-time enough for a password compare of equal length.
+    raw.len() == expected.len()
+        && raw
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn dispatch(ctx: &Ctx, remote: &str, req: Request) -> Response {
+    let s = &ctx.settings;
+    if s.origin == "*" && req.method() == Method::OPTIONS {
+        return empty_ok();
+    }
+    let full_path = req.uri().path().to_string();
+    let path = if s.base_path.is_empty() {
+        full_path.clone()
+    } else {
+        match full_path.strip_prefix(&s.base_path) {
+            Some("") => "/".to_string(),
+            Some(p) if p.starts_with('/') => p.to_string(),
+            _ => return text(StatusCode::NOT_FOUND, "404 page not found"),
+        }
+    };
+    if let Some(allow) = &s.allow_paths {
+        if !allow.iter().any(|p| p == &path) {
+            // go2rtc never registers paths outside the list.
+            return text(StatusCode::FORBIDDEN, "403 forbidden");
+        }
+    }
+    if !authorized(s, remote, req.headers()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"go2rtc\"")],
+            "Unauthorized\n",
+        )
+            .into_response();
+    }
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().clone();
+    let app = &ctx.app;
+    match path.as_str() {
+        "/api" => api_info(ctx, req.headers()),
+        "/api/streams" => {
+            let body = body_bytes(req).await;
+            streams(app, &method, &query, body).await
+        }
+        "/api/streams.dot" => (
+            [(header::CONTENT_TYPE, "text/vnd.graphviz")],
+            dot::render(&app.graph.streams_json()),
+        )
+            .into_response(),
+        "/api/schemes" => json_response(&json!(app.registry.schemes()), false),
+        "/api/preload" => preload(app, &method, &query).await,
+        "/api/config" => {
+            let body = body_bytes(req).await;
+            crate::config_api::handle(app, &method, body).await
+        }
+        "/api/log" => match method {
+            Method::GET => (
+                [(header::CONTENT_TYPE, "application/jsonlines")],
+                app.logger.ring_text(),
+            )
+                .into_response(),
+            Method::DELETE => {
+                app.logger.clear_ring();
+                ([(header::CONTENT_TYPE, "text/plain")], "OK").into_response()
+            }
+            _ => text(StatusCode::BAD_REQUEST, "Method not allowed"),
+        },
+        "/api/exit" => exit(&method, &query),
+        "/api/restart" => restart(app, &method),
+        "/api/ws" => match axum::extract::ws::WebSocketUpgrade::from_request(req, &()).await {
+            Ok(up) => ws::upgrade(app.clone(), up, query),
+            Err(e) => e.into_response(),
+        },
+        p if app.registry.route(p).is_some() => {
+            plugin_http::dispatch(app, p, remote, &query, req).await
+        }
+        _ if method == Method::GET || method == Method::HEAD => {
+            crate::www::serve(s.static_dir.as_deref(), &path).await
+        }
+        _ => text(StatusCode::NOT_FOUND, "404 page not found"),
+    }
+}
+
+async fn body_bytes(req: Request) -> Bytes {
+    axum::body::to_bytes(req.into_body(), 16 << 20)
+        .await
+        .unwrap_or_default()
+}
+
+fn api_info(ctx: &Ctx, headers: &HeaderMap) -> Response {
+    let app = &ctx.app;
+    let mut info = json!({
+        "version": GO2RTC_VERSION,
+        "camrouter_version": env!("CARGO_PKG_VERSION"),
+        "revision": "camrouter",
+        "host": headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(""),
+    });
+    info["camrouter_modules"] = json!(app
+        .registry
+        .all()
+        .map(|p| json!({
+            "name": p.name,
+            "version": p.version,
+            "file": p.path.as_ref().map(|f| f.display().to_string()),
+        }))
+        .collect::<Vec<_>>());
+    if let Some(p) = &app.config_path {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        info["config_path"] = json!(abs.to_string_lossy());
+    }
+    if app.registry.has_module("rtsp") {
+        let rtsp = app.section("rtsp");
+        info["rtsp"] = json!({
+            "listen": rtsp.get("listen").and_then(|v| v.as_str()).unwrap_or(":8554"),
+            "default_query": rtsp.get("default_query").and_then(|v| v.as_str()).unwrap_or("video&audio"),
+        });
+    }
+    json_response(&info, false)
+}
+
+/// go2rtc refuses these through the API: they run commands on the server.
+const INSECURE_SCHEMES: &[&str] = &["exec", "echo", "expr"];
+
+fn validate_source(app: &App, src: &str) -> Result<(), String> {
+    let scheme = crate::loader::scheme_of(src);
+    // A plain stream name or an unknown scheme.
+    let known = scheme.is_some_and(|s| app.registry.schemes().iter().any(|k| k == s));
+    if !known {
+        return Err("streams: source not supported".into());
+    }
+    if scheme.is_some_and(|s| INSECURE_SCHEMES.contains(&s)) {
+        return Err("streams: source from insecure producer".into());
+    }
+    if src.chars().any(char::is_whitespace) {
+        return Err("streams: source with spaces may be insecure".into());
+    }
+    Ok(())
+}
+
+async fn streams(app: &Arc<App>, method: &Method, query: &str, _body: Bytes) -> Response {
+    let q = query_pairs(query);
+    let src = first(&q, "src");
+    if method == Method::POST {
+        return post_stream(app, &q).await;
+    }
+    let Some(src) = src.filter(|s| !s.is_empty()) else {
+        // go2rtc: any method without `src` lists the streams.
+        return json_response(&app.graph.streams_json(), false);
+    };
+    match *method {
+        Method::GET => {
+            if app.graph.stream(src).is_none() {
+                return text(StatusCode::NOT_FOUND, "");
+            }
+            if Filter::parse(query).is_some() {
+                return probe(app, src, query).await;
+            }
+            let all = app.graph.streams_json();
+            json_response(&all[src], true)
+        }
+        Method::PUT => {
+            let name = first(&q, "name").filter(|n| !n.is_empty()).unwrap_or(src);
+            let sources: Vec<String> = all(&q, "src").into_iter().map(str::to_string).collect();
+            for s in &sources {
+                if let Err(e) = validate_source(app, s) {
+                    return text(StatusCode::BAD_REQUEST, &e);
+                }
+            }
+            app.graph.set_stream(name, sources.clone());
+            match crate::config_api::save_stream(app, name, Some(&sources)).await {
+                Ok(()) => empty_ok(),
+                Err(e) => text(StatusCode::BAD_REQUEST, &e),
+            }
+        }
+        Method::PATCH => {
+            let Some(name) = first(&q, "name").filter(|n| !n.is_empty()) else {
+                return text(StatusCode::BAD_REQUEST, "");
+            };
+            let sources: Vec<String> = all(&q, "src").into_iter().map(str::to_string).collect();
+            if let Some(existing) = app.graph.stream(src) {
+                // Alias of an existing stream: same sources.
+                app.graph.set_stream(name, existing.sources());
+                return empty_ok();
+            }
+            for s in &sources {
+                if let Err(e) = validate_source(app, s) {
+                    return text(StatusCode::BAD_REQUEST, &e);
+                }
+            }
+            app.graph.set_stream(name, sources);
+            empty_ok()
+        }
+        Method::DELETE => {
+            app.remove_preload(src);
+            app.graph.remove_stream(src);
+            match crate::config_api::save_stream(app, src, None).await {
+                Ok(()) => empty_ok(),
+                Err(e) => text(StatusCode::BAD_REQUEST, &e),
+            }
+        }
+        _ => json_response(&app.graph.streams_json(), false),
+    }
+}
+
+/// `GET /api/streams?src=NAME&video=all&audio=all&microphone`: connects the
+/// sources and reports what they carry (Frigate's stream probe).
+async fn probe(app: &Arc<App>, name: &str, query: &str) -> Response {
+    let filter = Filter::parse_or(query, "video&audio");
+    let id = app.graph.next_id();
+    let info = json!({"format_name": "probe", "protocol": "internal"});
+    let result = app
+        .graph
+        .attach(id, name, &filter, ConsumerSink::Internal(None), info)
+        .await;
+    let resp = match result {
+        Ok(_) => {
+            let all = app.graph.streams_json();
+            json_response(&all[name], true)
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    app.graph.detach(id);
+    resp
+}
+
+/// `POST /api/streams?src=&dst=`: plays `src` into the backchannel of the
+/// stream `dst` (go2rtc's "stream to camera"); an empty `src` stops it.
+async fn post_stream(app: &Arc<App>, q: &[(String, String)]) -> Response {
+    let Some(dst) = first(q, "dst").filter(|d| !d.is_empty()) else {
+        return text(StatusCode::BAD_REQUEST, "");
+    };
+    let src = first(q, "src").unwrap_or("");
+    if app.graph.stream(dst).is_none() {
+        return text(StatusCode::NOT_FOUND, "");
+    }
+    if !src.is_empty() && app.graph.stream(src).is_none() {
+        if let Err(e) = validate_source(app, src) {
+            return text(StatusCode::BAD_REQUEST, &e);
+        }
+    }
+    match crate::play::play(app, src, dst).await {
+        Ok(()) => json_response(&app.graph.streams_json()[dst], false),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+async fn preload(app: &Arc<App>, method: &Method, query: &str) -> Response {
+    let q = query_pairs(query);
+    match *method {
+        Method::GET => {
+            let list: Vec<(String, String, u64)> = app
+                .preloads
+                .lock()
+                .map(|p| {
+                    p.iter()
+                        .map(|(k, v)| (k.clone(), v.query.clone(), v.consumer))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut out = serde_json::Map::new();
+            for (name, query, id) in list {
+                let consumer = app
+                    .graph
+                    .consumer(id)
+                    .map(|c| c.json())
+                    .unwrap_or_else(|| json!({"format_name": "preload"}));
+                out.insert(name, json!({"consumer": consumer, "query": query}));
+            }
+            json_response(&Value::Object(out), false)
+        }
+        Method::PUT => {
+            let Some(src) = first(&q, "src").filter(|s| !s.is_empty()) else {
+                return text(StatusCode::BAD_REQUEST, "");
+            };
+            // Only media keys count, as in go2rtc (HA's codec_filter keys are dropped).
+            let kept: Vec<String> = q
+                .iter()
+                .filter(|(k, _)| matches!(k.as_str(), "video" | "audio" | "microphone"))
+                .map(|(k, v)| {
+                    if v.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect();
+            let query = if kept.is_empty() {
+                "video&audio".to_string()
+            } else {
+                kept.join("&")
+            };
+            match app.preload(src, &query).await {
+                Ok(()) => {
+                    let _ = crate::config_api::save_preload(app, src, Some(&query)).await;
+                    empty_ok()
+                }
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &e),
+            }
+        }
+        Method::DELETE => {
+            let src = first(&q, "src").unwrap_or("");
+            if app.remove_preload(src) {
+                let _ = crate::config_api::save_preload(app, src, None).await;
+                empty_ok()
+            } else {
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("streams: preload not found: {src}"),
+                )
+            }
+        }
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, ""),
+    }
+}
+
+fn exit(method: &Method, query: &str) -> Response {
+    if method != Method::POST {
+        return text(StatusCode::BAD_REQUEST, "");
+    }
+    let q = query_pairs(query);
+    let code = match first(&q, "code").map(|c| c.parse::<i32>()) {
+        None => 0,
+        Some(Ok(c)) if (0..=125).contains(&c) => c,
+        _ => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Code must be in the range [0, 125]",
+            )
+        }
+    };
+    tracing::info!(target: "api", code, "exit requested");
+    std::process::exit(code);
+}
+
+fn restart(app: &Arc<App>, method: &Method) -> Response {
+    if method != Method::POST {
+        return text(StatusCode::BAD_REQUEST, "");
+    }
+    let args = app.args.clone();
+    let graph = app.graph.clone();
+    tokio::spawn(async move {
+        // Let the response go out first.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tracing::info!(target: "api", "restart requested");
+        graph.shutdown();
+        crate::restart_process(&args);
+    });
+    empty_ok()
+}

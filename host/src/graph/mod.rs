@@ -1,0 +1,1025 @@
+//! The stream graph (DESIGN.md §4–5): streams with ordered sources, producers
+//! opened on demand and shared by every consumer, codec negotiation per media,
+//! backchannel routing, a GOP cache per video track, and per-connection stats.
+
+pub mod filter;
+pub mod gop;
+mod stats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RArc, RString, RVec};
+use camrouter_plugin_api::abi::{ConsumerBox, SourceBox, SourceEvents, SourceEventsBox};
+use camrouter_plugin_api::{Codec, Direction, Media, MediaKind, Packet};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+pub use filter::Filter;
+use gop::GopCache;
+
+/// Opens source URLs: implemented by the plugin registry.
+pub trait Opener: Send + Sync {
+    fn open(&self, url: &str, events: SourceEventsBox) -> Result<SourceBox, String>;
+}
+
+/// How long a producer lingers after its last consumer left: reconnecting
+/// players (and snapshot pollers) reuse the connection instead of redialling.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long a consumer waits for a source to report its medias.
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
+const MAX_REDIRECTS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("stream not found: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    NoMatch(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Status {
+    Idle,
+    Opening,
+    Ready,
+    Failed(String),
+}
+
+pub struct Graph {
+    me: Weak<Graph>,
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    consumers: Mutex<HashMap<u64, Arc<ConsumerEntry>>>,
+    opener: RwLock<Option<Arc<dyn Opener>>>,
+    rt: tokio::runtime::Handle,
+    ids: AtomicU64,
+}
+
+pub struct Stream {
+    pub name: String,
+    graph: Weak<Graph>,
+    me: Weak<Stream>,
+    inner: Mutex<StreamInner>,
+}
+
+#[derive(Default)]
+struct StreamInner {
+    sources: Vec<String>,
+    producers: Vec<Arc<Producer>>,
+    passive: Vec<Arc<Producer>>,
+    consumers: Vec<Arc<ConsumerEntry>>,
+    /// Bumped on every attach, so a pending stop timer knows it is stale.
+    epoch: u64,
+}
+
+pub struct Producer {
+    pub id: u64,
+    url: String,
+    passive: bool,
+    graph: Weak<Graph>,
+    stream: Weak<Stream>,
+    me: Weak<Producer>,
+    status: watch::Sender<Status>,
+    generation: AtomicU64,
+    core: Mutex<ProducerCore>,
+    tracks: RwLock<Vec<Arc<Track>>>,
+    bytes: AtomicU64,
+    packets: AtomicU64,
+}
+
+#[derive(Default)]
+struct ProducerCore {
+    source: Option<Arc<SourceBox>>,
+    current_url: String,
+    redirects: u32,
+    medias: Vec<Media>,
+    info: serde_json::Map<String, Value>,
+    retries: u32,
+    last_error: Option<String>,
+}
+
+pub struct Track {
+    pub index: u32,
+    pub kind: MediaKind,
+    pub direction: Direction,
+    pub codec: Codec,
+    state: Mutex<TrackState>,
+    bytes: AtomicU64,
+    packets: AtomicU64,
+}
+
+#[derive(Default)]
+struct TrackState {
+    sinks: Vec<(Arc<ConsumerEntry>, u32)>,
+    gop: GopCache,
+}
+
+/// Where a consumer's packets go.
+pub enum ConsumerSink {
+    Plugin(Arc<ConsumerBox>),
+    /// In-host consumers (probe, preload); `None` drops packets.
+    Internal(Option<Box<dyn Fn(u32, &Packet) + Send + Sync>>),
+}
+
+pub struct ConsumerEntry {
+    pub id: u64,
+    sink: ConsumerSink,
+    info: Value,
+    stream: Weak<Stream>,
+    medias: Mutex<Vec<Media>>,
+    routes: Mutex<Vec<Route>>,
+    bytes: AtomicU64,
+    packets: AtomicU64,
+    closed: AtomicBool,
+}
+
+#[derive(Clone)]
+struct Route {
+    producer: Arc<Producer>,
+    ptrack: u32,
+    ctrack: u32,
+    direction: Direction,
+}
+
+impl Graph {
+    pub fn new(rt: tokio::runtime::Handle) -> Arc<Graph> {
+        Arc::new_cyclic(|me| Graph {
+            me: me.clone(),
+            streams: RwLock::default(),
+            consumers: Mutex::default(),
+            opener: RwLock::new(None),
+            rt,
+            ids: AtomicU64::new(1),
+        })
+    }
+
+    pub fn set_opener(&self, opener: Arc<dyn Opener>) {
+        *self.opener.write().unwrap_or_else(|e| e.into_inner()) = Some(opener);
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn stream(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.read().ok()?.get(name).cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.streams
+            .read()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Creates or replaces a stream's sources. Running producers whose URL is
+    /// unchanged are kept; the others are stopped.
+    pub fn set_stream(&self, name: &str, sources: Vec<String>) -> Arc<Stream> {
+        let stream = {
+            let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+            streams
+                .entry(name.to_string())
+                .or_insert_with(|| {
+                    Arc::new_cyclic(|me| Stream {
+                        name: name.to_string(),
+                        graph: self.me.clone(),
+                        me: me.clone(),
+                        inner: Mutex::default(),
+                    })
+                })
+                .clone()
+        };
+        stream.set_sources(sources);
+        stream
+    }
+
+    pub fn remove_stream(&self, name: &str) -> bool {
+        let removed = self
+            .streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        match removed {
+            Some(s) => {
+                s.shutdown("stream deleted");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Attaches a consumer: negotiates its medias, starting producers as
+    /// needed, and wires it to their tracks. `id` comes from [`Graph::next_id`].
+    pub async fn attach(
+        &self,
+        id: u64,
+        stream_name: &str,
+        filter: &Filter,
+        sink: ConsumerSink,
+        info: Value,
+    ) -> Result<Arc<ConsumerEntry>, GraphError> {
+        let stream = self
+            .stream(stream_name)
+            .ok_or_else(|| GraphError::NotFound(stream_name.to_string()))?;
+        let entry = Arc::new(ConsumerEntry {
+            id,
+            sink,
+            info,
+            stream: Arc::downgrade(&stream),
+            medias: Mutex::default(),
+            routes: Mutex::default(),
+            bytes: AtomicU64::new(0),
+            packets: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        // Registered before negotiating, so producers started for it are not
+        // stopped as unused meanwhile.
+        stream.add_consumer(entry.clone());
+        self.consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, entry.clone());
+        match stream.negotiate(filter).await {
+            Ok((medias, routes)) => {
+                *entry.medias.lock().unwrap_or_else(|e| e.into_inner()) = medias;
+                *entry.routes.lock().unwrap_or_else(|e| e.into_inner()) = routes.clone();
+                for r in &routes {
+                    if r.direction == Direction::RecvOnly {
+                        r.producer.add_sink(r.ptrack, &entry, r.ctrack);
+                    }
+                }
+                Ok(entry)
+            }
+            Err(e) => {
+                self.detach(id);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn detach(&self, id: u64) {
+        let entry = self
+            .consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        let Some(entry) = entry else { return };
+        entry.closed.store(true, Ordering::Relaxed);
+        let routes = std::mem::take(&mut *entry.routes.lock().unwrap_or_else(|e| e.into_inner()));
+        for r in routes {
+            r.producer.remove_sink(r.ptrack, id);
+        }
+        if let Some(stream) = entry.stream.upgrade() {
+            stream.remove_consumer(id);
+        }
+    }
+
+    pub fn consumer(&self, id: u64) -> Option<Arc<ConsumerEntry>> {
+        self.consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Backchannel: a consumer's microphone packet goes to the producer that
+    /// accepted it.
+    pub fn consumer_send(&self, id: u64, track: u32, packet: &Packet) {
+        let Some(entry) = self.consumer(id) else {
+            return;
+        };
+        let routes = entry.routes.lock().unwrap_or_else(|e| e.into_inner());
+        for r in routes.iter() {
+            if r.ctrack == track && r.direction == Direction::SendOnly {
+                r.producer.send(r.ptrack, packet);
+            }
+        }
+    }
+
+    /// Attaches a passive producer (ingest) to an existing stream.
+    pub fn add_producer(
+        &self,
+        stream_name: &str,
+        info: Value,
+        source: SourceBox,
+    ) -> Result<SourceEventsBox, GraphError> {
+        let stream = self
+            .stream(stream_name)
+            .ok_or_else(|| GraphError::NotFound(stream_name.to_string()))?;
+        let url = info
+            .get("url")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let producer = Producer::new(self, &stream, url, true);
+        {
+            let mut core = producer.lock_core();
+            core.source = Some(Arc::new(source));
+            if let Value::Object(m) = info {
+                core.info = m;
+            }
+        }
+        producer.status.send_replace(Status::Opening);
+        let events = producer.events(producer.generation.load(Ordering::Relaxed));
+        stream.lock().passive.push(producer);
+        Ok(events)
+    }
+
+    pub fn spawn<F>(&self, f: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn(f);
+    }
+
+    fn opener(&self) -> Option<Arc<dyn Opener>> {
+        self.opener.read().ok()?.clone()
+    }
+
+    /// `GET /api/streams` body.
+    pub fn streams_json(&self) -> Value {
+        let streams: Vec<Arc<Stream>> = self
+            .streams
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        let mut out = serde_json::Map::new();
+        for s in streams {
+            out.insert(s.name.clone(), s.json());
+        }
+        Value::Object(out)
+    }
+
+    /// Stops every producer (host shutdown).
+    pub fn shutdown(&self) {
+        let streams: Vec<Arc<Stream>> = self
+            .streams
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        for s in streams {
+            s.shutdown("server shutdown");
+        }
+    }
+}
+
+impl Stream {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StreamInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn sources(&self) -> Vec<String> {
+        self.lock().sources.clone()
+    }
+
+    fn set_sources(&self, sources: Vec<String>) {
+        let Some(graph) = self.graph.upgrade() else {
+            return;
+        };
+        let Some(me) = self.me.upgrade() else { return };
+        let mut old = {
+            let mut inner = self.lock();
+            inner.sources = sources.clone();
+            std::mem::take(&mut inner.producers)
+        };
+        let producers = sources
+            .iter()
+            .map(|url| match old.iter().position(|p| &p.url == url) {
+                Some(i) => old.remove(i),
+                None => Producer::new(&graph, &me, url.clone(), false),
+            })
+            .collect();
+        self.lock().producers = producers;
+        for p in old {
+            p.stop();
+        }
+    }
+
+    fn add_consumer(&self, entry: Arc<ConsumerEntry>) {
+        let mut inner = self.lock();
+        inner.epoch += 1;
+        inner.consumers.push(entry);
+    }
+
+    fn remove_consumer(&self, id: u64) {
+        let (empty, epoch) = {
+            let mut inner = self.lock();
+            inner.consumers.retain(|c| c.id != id);
+            (inner.consumers.is_empty(), inner.epoch)
+        };
+        if !empty {
+            return;
+        }
+        let (Some(graph), Some(me)) = (self.graph.upgrade(), self.me.upgrade()) else {
+            return;
+        };
+        graph.spawn(async move {
+            tokio::time::sleep(STOP_GRACE).await;
+            let producers = {
+                let inner = me.lock();
+                if !inner.consumers.is_empty() || inner.epoch != epoch {
+                    return;
+                }
+                inner.producers.clone()
+            };
+            for p in producers {
+                if p.is_active() {
+                    tracing::debug!(target: "streams", stream = %me.name, url = %mask(&p.url), "stop producer: no consumers");
+                    p.stop();
+                }
+            }
+        });
+    }
+
+    fn has_consumers(&self) -> bool {
+        !self.lock().consumers.is_empty()
+    }
+
+    fn shutdown(&self, reason: &str) {
+        let (producers, consumers) = {
+            let mut inner = self.lock();
+            let mut p = std::mem::take(&mut inner.producers);
+            p.append(&mut inner.passive);
+            (p, std::mem::take(&mut inner.consumers))
+        };
+        for p in producers {
+            p.stop();
+        }
+        let graph = self.graph.upgrade();
+        for c in consumers {
+            if let Some(g) = &graph {
+                g.detach(c.id);
+            }
+            c.notify_closed(reason);
+        }
+    }
+
+    /// go2rtc's negotiation: for each wanted media, the first producer (in
+    /// source order, then ingest) that has a matching codec wins; producers
+    /// are only started while something is still unmatched.
+    async fn negotiate(&self, filter: &Filter) -> Result<(Vec<Media>, Vec<Route>), GraphError> {
+        let producers: Vec<Arc<Producer>> = {
+            let inner = self.lock();
+            inner
+                .producers
+                .iter()
+                .chain(inner.passive.iter())
+                .cloned()
+                .collect()
+        };
+        let mut satisfied = vec![false; filter.wants.len()];
+        let mut mic_done = filter.microphone.is_none();
+        let mut medias = Vec::new();
+        let mut routes: Vec<Route> = Vec::new();
+        let mut errors = Vec::new();
+        for p in producers {
+            let need_more = filter
+                .wants
+                .iter()
+                .zip(&satisfied)
+                .any(|(w, s)| w.all || !s)
+                || !mic_done;
+            if !need_more {
+                break;
+            }
+            let tracks = match p.ready_tracks().await {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(format!("{}: {e}", mask(&p.url)));
+                    continue;
+                }
+            };
+            for (wi, want) in filter.wants.iter().enumerate() {
+                if satisfied[wi] && !want.all {
+                    continue;
+                }
+                for t in &tracks {
+                    if t.kind != want.kind
+                        || t.direction != Direction::RecvOnly
+                        || !Filter::accepts(&want.codecs, t.codec.name.as_str())
+                        || routes
+                            .iter()
+                            .any(|r| Arc::ptr_eq(&r.producer, &p) && r.ptrack == t.index)
+                    {
+                        continue;
+                    }
+                    routes.push(Route {
+                        producer: p.clone(),
+                        ptrack: t.index,
+                        ctrack: medias.len() as u32,
+                        direction: Direction::RecvOnly,
+                    });
+                    medias.push(Media {
+                        kind: t.kind,
+                        direction: Direction::SendOnly,
+                        codecs: RVec::from(vec![t.codec.clone()]),
+                    });
+                    satisfied[wi] = true;
+                    if !want.all {
+                        break;
+                    }
+                }
+            }
+            if let Some(mic) = &filter.microphone {
+                if !mic_done {
+                    if let Some(t) = tracks.iter().find(|t| {
+                        t.kind == MediaKind::Audio
+                            && t.direction == Direction::SendOnly
+                            && Filter::accepts(mic, t.codec.name.as_str())
+                    }) {
+                        routes.push(Route {
+                            producer: p.clone(),
+                            ptrack: t.index,
+                            ctrack: medias.len() as u32,
+                            direction: Direction::SendOnly,
+                        });
+                        medias.push(Media {
+                            kind: MediaKind::Audio,
+                            direction: Direction::RecvOnly,
+                            codecs: RVec::from(vec![t.codec.clone()]),
+                        });
+                        mic_done = true;
+                    }
+                }
+            }
+        }
+        if medias.is_empty() {
+            let mut msg = format!("streams: codecs not matched for stream {}", self.name);
+            if !errors.is_empty() {
+                msg = format!("{msg}: {}", errors.join("; "));
+            }
+            return Err(GraphError::NoMatch(msg));
+        }
+        Ok((medias, routes))
+    }
+
+    fn json(&self) -> Value {
+        let (producers, consumers) = {
+            let inner = self.lock();
+            let p: Vec<_> = inner
+                .producers
+                .iter()
+                .chain(inner.passive.iter())
+                .cloned()
+                .collect();
+            (p, inner.consumers.clone())
+        };
+        json!({
+            "producers": producers.iter().map(|p| p.json()).collect::<Vec<_>>(),
+            "consumers": consumers.iter().filter(|c| !c.is_internal_probe()).map(|c| c.json()).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl Producer {
+    fn new(graph: &Graph, stream: &Arc<Stream>, url: String, passive: bool) -> Arc<Producer> {
+        Arc::new_cyclic(|me| Producer {
+            id: graph.next_id(),
+            url: url.clone(),
+            passive,
+            graph: graph.me.clone(),
+            stream: Arc::downgrade(stream),
+            me: me.clone(),
+            status: watch::Sender::new(Status::Idle),
+            generation: AtomicU64::new(1),
+            core: Mutex::new(ProducerCore {
+                current_url: url,
+                ..Default::default()
+            }),
+            tracks: RwLock::default(),
+            bytes: AtomicU64::new(0),
+            packets: AtomicU64::new(0),
+        })
+    }
+
+    fn lock_core(&self) -> std::sync::MutexGuard<'_, ProducerCore> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_active(&self) -> bool {
+        !matches!(*self.status.borrow(), Status::Idle)
+    }
+
+    fn events(&self, generation: u64) -> SourceEventsBox {
+        SourceEventsBox::from_ptr(
+            RArc::new(HostEvents {
+                producer: self.me.clone(),
+                generation,
+            }),
+            TD_Opaque,
+        )
+    }
+
+    /// Opens the source if it is not running. Never blocks: plugins answer
+    /// `open_source` at once and report medias later.
+    fn start(&self) {
+        let url = {
+            let core = self.lock_core();
+            if core.source.is_some() || self.passive {
+                return;
+            }
+            core.current_url.clone()
+        };
+        self.open_url(url);
+    }
+
+    fn open_url(&self, url: String) {
+        let Some(graph) = self.graph.upgrade() else {
+            return;
+        };
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.status.send_replace(Status::Opening);
+        let Some(opener) = graph.opener() else {
+            self.fail(generation, "no plugins loaded".into());
+            return;
+        };
+        tracing::debug!(target: "streams", url = %mask(&url), "open source");
+        match opener.open(&url, self.events(generation)) {
+            Ok(src) => {
+                let mut core = self.lock_core();
+                if self.generation.load(Ordering::SeqCst) == generation {
+                    core.source = Some(Arc::new(src));
+                } else {
+                    drop(core);
+                    src.stop();
+                }
+            }
+            Err(e) => self.fail(generation, e),
+        }
+    }
+
+    fn fail(&self, generation: u64, reason: String) {
+        // Retire the failed generation: late events from it are ignored.
+        if self
+            .generation
+            .compare_exchange(
+                generation,
+                generation + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_err()
+        {
+            return;
+        }
+        let generation = generation + 1;
+        let source = {
+            let mut core = self.lock_core();
+            core.last_error = Some(reason.clone());
+            core.redirects = 0;
+            core.current_url = self.url.clone();
+            core.source.take()
+        };
+        if let Some(s) = source {
+            s.stop();
+        }
+        let stream_name = self
+            .stream
+            .upgrade()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        tracing::warn!(target: "streams", stream = %stream_name, url = %mask(&self.url), "source failed: {}", mask(&reason));
+        self.status.send_replace(Status::Failed(reason));
+        if self.passive {
+            if let Some(stream) = self.stream.upgrade() {
+                stream.lock().passive.retain(|p| p.id != self.id);
+            }
+            return;
+        }
+        self.schedule_retry(generation);
+    }
+
+    /// Retries with backoff while consumers remain; they stay attached to the
+    /// tracks and resume when the source is back.
+    fn schedule_retry(&self, generation: u64) {
+        let Some(stream) = self.stream.upgrade() else {
+            return;
+        };
+        if !stream.has_consumers() {
+            return;
+        }
+        let Some(graph) = self.graph.upgrade() else {
+            return;
+        };
+        let retries = {
+            let mut core = self.lock_core();
+            core.retries += 1;
+            core.retries
+        };
+        let delay = Duration::from_millis((500u64 << retries.min(6)).min(30_000));
+        let me = self.me.clone();
+        graph.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Some(p) = me.upgrade() else { return };
+            let still_wanted = p.stream.upgrade().is_some_and(|s| s.has_consumers());
+            if still_wanted && p.generation.load(Ordering::SeqCst) == generation {
+                tracing::debug!(target: "streams", url = %mask(&p.url), "retry source");
+                p.start();
+            }
+        });
+    }
+
+    /// Stops the source and forgets its medias (they are learnt again on the
+    /// next start).
+    fn stop(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let source = {
+            let mut core = self.lock_core();
+            core.retries = 0;
+            core.redirects = 0;
+            core.current_url = self.url.clone();
+            core.info.clear();
+            core.source.take()
+        };
+        if let Some(s) = source {
+            s.stop();
+        }
+        self.status.send_replace(Status::Idle);
+    }
+
+    /// Starts the producer if needed and waits for its tracks.
+    async fn ready_tracks(&self) -> Result<Vec<Arc<Track>>, String> {
+        let mut rx = self.status.subscribe();
+        let current = rx.borrow().clone();
+        match current {
+            Status::Idle | Status::Failed(_) => self.start(),
+            _ => {}
+        }
+        let wait = async {
+            loop {
+                let s = rx.borrow_and_update().clone();
+                match s {
+                    Status::Ready => return Ok(()),
+                    Status::Failed(e) => return Err(e),
+                    Status::Idle => return Err("stopped".to_string()),
+                    Status::Opening => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err("producer gone".into());
+                }
+            }
+        };
+        match tokio::time::timeout(MEDIA_TIMEOUT, wait).await {
+            Ok(Ok(())) => Ok(self.tracks.read().map(|t| t.clone()).unwrap_or_default()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("timeout waiting for medias".into()),
+        }
+    }
+
+    fn add_sink(&self, ptrack: u32, entry: &Arc<ConsumerEntry>, ctrack: u32) {
+        let Some(track) = self.track(ptrack) else {
+            return;
+        };
+        let mut st = track.lock();
+        // Replay under the same lock that live packets take, so the consumer
+        // gets the cached GOP and then live frames with no gap or duplicate.
+        for p in st.gop.frames() {
+            entry.deliver(ctrack, p);
+        }
+        st.sinks.push((entry.clone(), ctrack));
+    }
+
+    fn remove_sink(&self, ptrack: u32, consumer: u64) {
+        if let Some(track) = self.track(ptrack) {
+            track.lock().sinks.retain(|(c, _)| c.id != consumer);
+        }
+    }
+
+    fn track(&self, index: u32) -> Option<Arc<Track>> {
+        self.tracks.read().ok()?.get(index as usize).cloned()
+    }
+
+    fn send(&self, ptrack: u32, packet: &Packet) {
+        let source = self.lock_core().source.clone();
+        if let Some(s) = source {
+            s.send(ptrack, packet);
+        }
+    }
+
+    fn on_medias(&self, medias: Vec<Media>) {
+        {
+            let mut tracks = self.tracks.write().unwrap_or_else(|e| e.into_inner());
+            let same_shape = tracks.len() == medias.len()
+                && tracks
+                    .iter()
+                    .zip(&medias)
+                    .all(|(t, m)| t.kind == m.kind && t.direction == m.direction);
+            if !same_shape {
+                // A reconnect with different medias: consumers of the old
+                // tracks lose them; they were negotiated against other codecs.
+                *tracks = medias
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        Arc::new(Track {
+                            index: i as u32,
+                            kind: m.kind,
+                            direction: m.direction,
+                            codec: m.codecs.first().cloned().unwrap_or_default(),
+                            state: Mutex::default(),
+                            bytes: AtomicU64::new(0),
+                            packets: AtomicU64::new(0),
+                        })
+                    })
+                    .collect();
+            } else {
+                for t in tracks.iter() {
+                    t.lock().gop.clear();
+                }
+            }
+        }
+        {
+            let mut core = self.lock_core();
+            core.medias = medias;
+            core.retries = 0;
+            core.last_error = None;
+        }
+        self.status.send_replace(Status::Ready);
+    }
+
+    #[inline]
+    fn on_packet(&self, packet: &Packet) {
+        let tracks = self.tracks.read().unwrap_or_else(|e| e.into_inner());
+        let Some(track) = tracks.get(packet.track as usize) else {
+            return;
+        };
+        let len = packet.payload.len() as u64;
+        self.bytes.fetch_add(len, Ordering::Relaxed);
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        track.bytes.fetch_add(len, Ordering::Relaxed);
+        track.packets.fetch_add(1, Ordering::Relaxed);
+        let mut st = track.lock();
+        if track.kind == MediaKind::Video {
+            st.gop.push(packet);
+        }
+        for (c, ctrack) in &st.sinks {
+            c.deliver(*ctrack, packet);
+        }
+    }
+
+    fn on_redirect(&self, generation: u64, url: String) {
+        let old = {
+            let mut core = self.lock_core();
+            if self.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            core.redirects += 1;
+            if core.redirects > MAX_REDIRECTS {
+                drop(core);
+                self.fail(generation, "too many redirects".into());
+                return;
+            }
+            core.current_url = url.clone();
+            core.source.take()
+        };
+        let Some(graph) = self.graph.upgrade() else {
+            return;
+        };
+        let me = self.me.clone();
+        // Not from inside the plugin's callback: stopping a source from its
+        // own call stack could deadlock the plugin.
+        graph.spawn(async move {
+            if let Some(s) = old {
+                s.stop();
+            }
+            if let Some(p) = me.upgrade() {
+                if p.generation.load(Ordering::SeqCst) == generation {
+                    p.open_url(url);
+                }
+            }
+        });
+    }
+
+    fn json(&self) -> Value {
+        stats::producer_json(self)
+    }
+}
+
+impl Track {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TrackState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ConsumerEntry {
+    #[inline]
+    fn deliver(&self, ctrack: u32, packet: &Packet) {
+        self.bytes
+            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        match &self.sink {
+            ConsumerSink::Plugin(c) => c.packet(ctrack, packet),
+            ConsumerSink::Internal(Some(f)) => f(ctrack, packet),
+            ConsumerSink::Internal(None) => {}
+        }
+    }
+
+    pub fn medias(&self) -> Vec<Media> {
+        self.medias
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn notify_closed(&self, reason: &str) {
+        if let ConsumerSink::Plugin(c) = &self.sink {
+            c.closed(RString::from(reason));
+        }
+    }
+
+    fn is_internal_probe(&self) -> bool {
+        self.info.get("format_name").and_then(|v| v.as_str()) == Some("probe")
+    }
+
+    pub fn json(&self) -> Value {
+        stats::consumer_json(self)
+    }
+}
+
+/// The host's side of `SourceEvents`: tied to one generation of a producer,
+/// so events from a stopped or replaced source are ignored.
+struct HostEvents {
+    producer: Weak<Producer>,
+    generation: u64,
+}
+
+impl HostEvents {
+    fn live(&self) -> Option<Arc<Producer>> {
+        let p = self.producer.upgrade()?;
+        (p.generation.load(Ordering::Relaxed) == self.generation).then_some(p)
+    }
+}
+
+impl SourceEvents for HostEvents {
+    fn medias(&self, medias: RVec<Media>) {
+        if let Some(p) = self.live() {
+            p.on_medias(medias.into_vec());
+        }
+    }
+    #[inline]
+    fn packet(&self, packet: &Packet) {
+        if let Some(p) = self.live() {
+            p.on_packet(packet);
+        }
+    }
+    fn info(&self, info: RString) {
+        if let Some(p) = self.live() {
+            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(info.as_str()) {
+                p.lock_core().info.extend(m);
+            }
+        }
+    }
+    fn redirect(&self, url: RString) {
+        if let Some(p) = self.live() {
+            p.on_redirect(self.generation, url.into_string());
+        }
+    }
+    fn closed(&self, reason: RString) {
+        if let Some(p) = self.live() {
+            p.fail(self.generation, reason.into_string());
+        }
+    }
+}
+
+/// Masks secrets in URLs for logs and API answers: the password of
+/// `user:pass@` and values of query keys that look like secrets.
+pub fn mask(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = &out[scheme_end + 3..];
+        let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                let start = scheme_end + 3 + colon + 1;
+                let end = scheme_end + 3 + at;
+                out.replace_range(start..end, "***");
+            }
+        }
+    }
+    for key in ["password=", "pass=", "pwd=", "token=", "secret=", "key="] {
+        let mut from = 0;
+        while let Some(pos) = out[from..].find(key) {
+            let start = from + pos;
+            let boundary =
+                start == 0 || matches!(out.as_bytes()[start - 1], b'?' | b'&' | b'#' | b' ');
+            let vstart = start + key.len();
+            let vend = out[vstart..]
+                .find(['&', '#', ' '])
+                .map(|i| vstart + i)
+                .unwrap_or(out.len());
+            if boundary && vend > vstart {
+                out.replace_range(vstart..vend, "***");
+                from = vstart + 3;
+            } else {
+                from = vstart;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

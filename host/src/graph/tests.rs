@@ -1,0 +1,237 @@
+use super::*;
+use camrouter_plugin_api::abi::Source;
+use std::sync::atomic::AtomicUsize;
+
+/// A scripted source: reports the medias its URL names (`fake:video=H264,audio=PCMA`)
+/// and keeps the events object so the test can push packets.
+#[derive(Default)]
+struct FakeOpener {
+    opened: AtomicUsize,
+    stopped: Arc<AtomicUsize>,
+    events: Mutex<Vec<Arc<SourceEventsBox>>>,
+    fail: AtomicBool,
+}
+
+struct FakeSource {
+    stopped: Arc<AtomicUsize>,
+}
+
+impl Source for FakeSource {
+    fn send(&self, _: u32, _: &Packet) {}
+    fn stop(&self) {
+        self.stopped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn media(kind: MediaKind, dir: Direction, codec: &str) -> Media {
+    Media {
+        kind,
+        direction: dir,
+        codecs: RVec::from(vec![Codec {
+            name: codec.into(),
+            clock_rate: 90000,
+            ..Default::default()
+        }]),
+    }
+}
+
+impl Opener for FakeOpener {
+    fn open(&self, url: &str, events: SourceEventsBox) -> Result<SourceBox, String> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err("camera gone".into());
+        }
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        let spec = url.strip_prefix("fake:").ok_or("bad scheme")?;
+        let medias: Vec<Media> = spec
+            .split(',')
+            .map(|m| {
+                let (k, c) = m.split_once('=').unwrap_or((m, "H264"));
+                match k {
+                    "video" => media(MediaKind::Video, Direction::RecvOnly, c),
+                    "backchannel" => media(MediaKind::Audio, Direction::SendOnly, c),
+                    _ => media(MediaKind::Audio, Direction::RecvOnly, c),
+                }
+            })
+            .collect();
+        events.medias(RVec::from(medias));
+        self.events.lock().unwrap().push(Arc::new(events));
+        Ok(SourceBox::from_value(
+            FakeSource {
+                stopped: self.stopped.clone(),
+            },
+            TD_Opaque,
+        ))
+    }
+}
+
+fn packet(track: u32, key: bool, n: u8) -> Packet {
+    Packet {
+        track,
+        flags: if key {
+            camrouter_plugin_api::FLAG_KEYFRAME
+        } else {
+            0
+        },
+        pts: n as i64,
+        dts: n as i64,
+        received_at_us: 0,
+        payload: RArc::new(RVec::from(vec![n; 4])),
+    }
+}
+
+fn collector() -> (ConsumerSink, Arc<Mutex<Vec<(u32, u8)>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    let sink = ConsumerSink::Internal(Some(Box::new(move |t: u32, p: &Packet| {
+        g.lock().unwrap().push((t, p.payload[0]));
+    })));
+    (sink, got)
+}
+
+fn setup(sources: &[&str]) -> (Arc<Graph>, Arc<FakeOpener>) {
+    let g = Graph::new(tokio::runtime::Handle::current());
+    let o = Arc::new(FakeOpener::default());
+    g.set_opener(o.clone());
+    g.set_stream("cam", sources.iter().map(|s| s.to_string()).collect());
+    (g, o)
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_producer_shared_and_stopped_after_last_consumer() {
+    let (g, o) = setup(&["fake:video=H264,audio=PCMA"]);
+    let f = Filter::parse("video&audio").unwrap();
+    let (s1, got1) = collector();
+    let c1 = g
+        .attach(g.next_id(), "cam", &f, s1, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(c1.medias().len(), 2);
+    let ev = o.events.lock().unwrap()[0].clone();
+    ev.packet(&packet(0, true, 1));
+    ev.packet(&packet(0, false, 2));
+    ev.packet(&packet(1, false, 3));
+    // A second consumer starts from the cached keyframe at once.
+    let (s2, got2) = collector();
+    let c2 = g
+        .attach(g.next_id(), "cam", &f, s2, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        o.opened.load(Ordering::SeqCst),
+        1,
+        "one upstream connection"
+    );
+    ev.packet(&packet(0, false, 4));
+    assert_eq!(*got1.lock().unwrap(), vec![(0, 1), (0, 2), (1, 3), (0, 4)]);
+    assert_eq!(*got2.lock().unwrap(), vec![(0, 1), (0, 2), (0, 4)]);
+    g.detach(c1.id);
+    tokio::time::sleep(STOP_GRACE * 2).await;
+    assert_eq!(o.stopped.load(Ordering::SeqCst), 0, "still one consumer");
+    g.detach(c2.id);
+    tokio::time::sleep(STOP_GRACE * 2).await;
+    assert_eq!(o.stopped.load(Ordering::SeqCst), 1);
+    let js = g.streams_json();
+    assert_eq!(
+        js["cam"]["producers"][0],
+        json!({"url": "fake:video=H264,audio=PCMA"})
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn negotiation_follows_source_order_and_filters() {
+    let (g, o) = setup(&["fake:video=H264", "fake:video=H265,audio=OPUS"]);
+    let f = Filter::parse("video").unwrap();
+    let c = g
+        .attach(g.next_id(), "cam", &f, collector().0, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(c.medias()[0].codecs[0].name.as_str(), "H264");
+    assert_eq!(
+        o.opened.load(Ordering::SeqCst),
+        1,
+        "second source not needed"
+    );
+    let f = Filter::parse("video=h265&audio").unwrap();
+    let c2 = g
+        .attach(g.next_id(), "cam", &f, collector().0, json!({}))
+        .await
+        .unwrap();
+    let names: Vec<String> = c2
+        .medias()
+        .iter()
+        .map(|m| m.codecs[0].name.to_string())
+        .collect();
+    assert_eq!(names, vec!["H265", "OPUS"]);
+    let f = Filter::parse("video=all&audio=all").unwrap();
+    let c3 = g
+        .attach(g.next_id(), "cam", &f, collector().0, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(c3.medias().len(), 3);
+    let err = g
+        .attach(
+            g.next_id(),
+            "cam",
+            &Filter::parse("audio=pcmu").unwrap(),
+            collector().0,
+            json!({}),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("codecs not matched"), "{err}");
+    assert!(matches!(
+        g.attach(1000, "nope", &f, collector().0, json!({})).await,
+        Err(GraphError::NotFound(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn backchannel_routes_microphone_to_sendonly_media() {
+    let (g, _o) = setup(&["fake:video=H264,backchannel=PCMU"]);
+    let f = Filter::parse("video&microphone").unwrap();
+    let c = g
+        .attach(g.next_id(), "cam", &f, collector().0, json!({}))
+        .await
+        .unwrap();
+    let m = c.medias();
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[1].direction, Direction::RecvOnly);
+    assert_eq!(m[1].codecs[0].name.as_str(), "PCMU");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_source_is_retried_while_consumers_remain() {
+    let (g, o) = setup(&["fake:video=H264"]);
+    let f = Filter::parse("video").unwrap();
+    let (sink, got) = collector();
+    let _c = g
+        .attach(g.next_id(), "cam", &f, sink, json!({}))
+        .await
+        .unwrap();
+    let ev = o.events.lock().unwrap()[0].clone();
+    ev.closed(RString::from("eof"));
+    ev.packet(&packet(0, true, 9)); // stale generation: ignored
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(o.opened.load(Ordering::SeqCst), 2, "reconnected");
+    let ev2 = o.events.lock().unwrap()[1].clone();
+    ev2.packet(&packet(0, true, 7));
+    assert_eq!(
+        *got.lock().unwrap(),
+        vec![(0, 7)],
+        "consumer resumed without reattaching"
+    );
+}
+
+#[test]
+fn masks_secrets() {
+    assert_eq!(
+        mask("rtsp://admin:pw@10.0.0.1/s?x=1"),
+        "rtsp://admin:***@10.0.0.1/s?x=1"
+    );
+    assert_eq!(
+        mask("http://h/x?user=a&password=b#p"),
+        "http://h/x?user=a&password=***#p"
+    );
+    assert_eq!(mask("exec:ffmpeg -i x"), "exec:ffmpeg -i x");
+}

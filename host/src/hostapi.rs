@@ -1,0 +1,83 @@
+//! The host's services as plugins see them (`HostApi`).
+
+use std::sync::{Arc, Weak};
+
+use abi_stable::std_types::{RErr, ROk, RResult, RStr, RString};
+use camrouter_plugin_api::abi::{ConsumerBox, HostApi, LogLevel, SourceBox, SourceEventsBox};
+use camrouter_plugin_api::Packet;
+use serde_json::Value;
+
+use crate::graph::{ConsumerSink, Filter, Graph};
+use crate::logging::Logger;
+
+pub struct HostImpl {
+    pub logger: Arc<Logger>,
+    pub graph: Weak<Graph>,
+    /// Applied when a consumer's query names no media (`rtsp.default_query`).
+    pub default_query: String,
+}
+
+impl HostApi for HostImpl {
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+        self.logger.log(level, target.as_str(), message.as_str());
+    }
+
+    fn log_enabled(&self, level: LogLevel, target: RStr<'_>) -> bool {
+        self.logger.enabled(level, target.as_str())
+    }
+
+    fn add_consumer(
+        &self,
+        stream: RStr<'_>,
+        query: RStr<'_>,
+        info: RString,
+        consumer: ConsumerBox,
+    ) -> u64 {
+        let Some(graph) = self.graph.upgrade() else {
+            consumer.failed(RString::from("server is shutting down"));
+            return 0;
+        };
+        let id = graph.next_id();
+        let filter = Filter::parse_or(query.as_str(), &self.default_query);
+        let info: Value = serde_json::from_str(info.as_str()).unwrap_or(Value::Null);
+        let stream = stream.to_string();
+        let consumer = Arc::new(consumer);
+        let g = graph.clone();
+        graph.spawn(async move {
+            let sink = ConsumerSink::Plugin(consumer.clone());
+            match g.attach(id, &stream, &filter, sink, info).await {
+                Ok(entry) => consumer.attached(entry.medias().into()),
+                Err(e) => consumer.failed(RString::from(e.to_string())),
+            }
+        });
+        id
+    }
+
+    fn remove_consumer(&self, id: u64) {
+        if let Some(g) = self.graph.upgrade() {
+            g.detach(id);
+        }
+    }
+
+    fn consumer_send(&self, id: u64, track: u32, packet: &Packet) {
+        if let Some(g) = self.graph.upgrade() {
+            g.consumer_send(id, track, packet);
+        }
+    }
+
+    fn add_producer(
+        &self,
+        stream: RStr<'_>,
+        info: RString,
+        source: SourceBox,
+    ) -> RResult<SourceEventsBox, RString> {
+        let Some(g) = self.graph.upgrade() else {
+            return RErr(RString::from("server is shutting down"));
+        };
+        let info: Value = serde_json::from_str(info.as_str()).unwrap_or(Value::Null);
+        match g.add_producer(stream.as_str(), info, source) {
+            Ok(ev) => ROk(ev),
+            Err(e) => RErr(RString::from(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `/api/ws`: one WebSocket per client; each JSON message `{type, value}` is
+//! routed by its `type` to the plugin that registered it.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RArc, RStr, RString, RVec};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use camrouter_plugin_api::abi::{SendStatus, WsSender, WsSenderBox};
+use tokio::sync::mpsc;
+
+use crate::app::App;
+
+static CONN_IDS: AtomicU64 = AtomicU64::new(1);
+const WS_QUEUE: usize = 256;
+
+pub fn upgrade(app: Arc<App>, up: WebSocketUpgrade, query: String) -> Response {
+    up.on_upgrade(move |socket| run(app, socket, query))
+}
+
+struct HostWsSender(mpsc::Sender<Message>);
+
+impl WsSender for HostWsSender {
+    fn send_text(&self, text: RString) -> SendStatus {
+        status(self.0.try_send(Message::Text(text.into_string().into())))
+    }
+    fn send_binary(&self, data: RVec<u8>) -> SendStatus {
+        status(self.0.try_send(Message::Binary(data.into_vec().into())))
+    }
+}
+
+fn status<T>(r: Result<(), mpsc::error::TrySendError<T>>) -> SendStatus {
+    match r {
+        Ok(()) => SendStatus::Ok,
+        Err(mpsc::error::TrySendError::Full(_)) => SendStatus::Full,
+        Err(mpsc::error::TrySendError::Closed(_)) => SendStatus::Closed,
+    }
+}
+
+async fn run(app: Arc<App>, mut socket: WebSocket, query: String) {
+    let conn = CONN_IDS.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::channel::<Message>(WS_QUEUE);
+    let sender = RArc::new(HostWsSender(tx.clone()));
+    let mut used: HashSet<usize> = HashSet::new();
+    loop {
+        tokio::select! {
+            out = rx.recv() => {
+                let Some(m) = out else { break };
+                if socket.send(m).await.is_err() { break }
+            }
+            inc = socket.recv() => {
+                let Some(Ok(msg)) = inc else { break };
+                let Message::Text(text) = msg else { continue };
+                let parsed: serde_json::Value = match serde_json::from_str(text.as_str()) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let _ = tx.try_send(error_msg(&format!("ws: bad message: {e}")));
+                        continue;
+                    }
+                };
+                let ty = parsed.get("type").and_then(|t| t.as_str()).unwrap_or("");
+                // The stream name from the URL travels with the message.
+                let mut routed = parsed.clone();
+                if routed.get("src").is_none() {
+                    routed["query"] = serde_json::Value::String(query.clone());
+                }
+                match app.registry.ws_handler(ty) {
+                    Some(i) => {
+                        used.insert(i);
+                        let s = WsSenderBox::from_ptr(sender.clone(), TD_Opaque);
+                        app.registry.plugins[i].object.ws_message(conn, RStr::from_str(&routed.to_string()), s);
+                    }
+                    None => {
+                        let _ = tx.try_send(error_msg(&format!("ws: unsupported type: {ty}")));
+                    }
+                }
+            }
+        }
+    }
+    for i in used {
+        app.registry.plugins[i].object.ws_closed(conn);
+    }
+}
+
+fn error_msg(text: &str) -> Message {
+    Message::Text(
+        serde_json::json!({"type": "error", "value": text})
+            .to_string()
+            .into(),
+    )
+}
