@@ -26,7 +26,6 @@ fn bundled() -> Vec<PluginRoot_Ref> {
     {
         v.push(camrouter_exec::module());
         v.push(camrouter_echo::module());
-        v.push(camrouter_expr::module());
     }
     v
 }
@@ -142,7 +141,25 @@ fn load_plugins(
 }
 
 fn known_sections(registry: &Registry) -> camrouter_config::Known {
-    let mut k = camrouter_config::Known::new();
+    let mut k = camrouter_config::Known::new()
+        .section(
+            "api",
+            [
+                "listen",
+                "username",
+                "password",
+                "local_auth",
+                "allow_paths",
+                "base_path",
+                "origin",
+                "static_dir",
+                "tls_listen",
+                "tls_cert",
+                "tls_key",
+                "unix_listen",
+            ],
+        )
+        .section("app", ["modules", "plugin_dir"]);
     for p in registry.all() {
         let keys: Vec<String> = p
             .object

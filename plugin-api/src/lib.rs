@@ -5,6 +5,7 @@
 //! the loadable `libcamrouter_plugin_<module>.so`.
 
 pub mod abi;
+pub mod cmd;
 pub mod log;
 pub mod sdk;
 

@@ -92,8 +92,10 @@ impl Subscriber for Forwarder {
         Interest::sometimes()
     }
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.host
-            .log_enabled(level_of(metadata.level()), RStr::from_str(metadata.target()))
+        self.host.log_enabled(
+            level_of(metadata.level()),
+            RStr::from_str(metadata.target()),
+        )
     }
     fn new_span(&self, _: &Attributes<'_>) -> Id {
         Id::from_u64(self.next_span.fetch_add(1, Ordering::Relaxed))

@@ -132,13 +132,18 @@ impl Responder {
         self.0.respond(status, headers, RVec::from(body))
     }
     pub fn respond_with(self, status: u16, headers: &[(&str, &str)], body: Vec<u8>) {
-        self.0.respond(status, headers_of(headers), RVec::from(body))
+        self.0
+            .respond(status, headers_of(headers), RVec::from(body))
     }
     pub fn json(self, status: u16, value: &serde_json::Value) {
         self.respond(status, "application/json", value.to_string().into_bytes())
     }
     pub fn text(self, status: u16, text: &str) {
-        self.respond(status, "text/plain; charset=utf-8", text.as_bytes().to_vec())
+        self.respond(
+            status,
+            "text/plain; charset=utf-8",
+            text.as_bytes().to_vec(),
+        )
     }
     pub fn stream(self, status: u16, headers: &[(&str, &str)]) -> BodySink {
         BodySink(self.0.stream(status, headers_of(headers)))
@@ -260,8 +265,10 @@ impl<P: Plugin> abi::PluginObject for GuardedPlugin<P> {
         guard("ws_closed", &self.failed, || self.inner.ws_closed(conn));
     }
     fn config_keys(&self) -> RVec<RString> {
-        guard("config_keys", &self.failed, || strings(self.inner.config_keys()))
-            .unwrap_or_default()
+        guard("config_keys", &self.failed, || {
+            strings(self.inner.config_keys())
+        })
+        .unwrap_or_default()
     }
     fn shutdown(&self) {
         guard("shutdown", &self.failed, || self.inner.shutdown());
@@ -280,7 +287,9 @@ struct GuardedSource {
 
 impl abi::Source for GuardedSource {
     fn send(&self, track: u32, packet: &Packet) {
-        guard("source send", &self.failed, || self.inner.send(track, packet));
+        guard("source send", &self.failed, || {
+            self.inner.send(track, packet)
+        });
     }
     fn stop(&self) {
         // Stop must run even after an earlier panic, to release processes.
@@ -333,16 +342,19 @@ impl<C: Consumer> abi::Consumer for GuardedConsumer<C> {
 }
 
 /// Builds the runtime and the plugin; what the generated `init` calls.
-pub fn init_plugin<P: Plugin>(name: &str, host: HostBox, config: RString) -> RResult<PluginBox, RString> {
+pub fn init_plugin<P: Plugin>(
+    name: &str,
+    host: HostBox,
+    config: RString,
+) -> RResult<PluginBox, RString> {
     let no_failure = AtomicBool::new(false);
     let result = guard("init", &no_failure, || -> Result<PluginBox, String> {
         let host = Host(Arc::new(host));
         // A dynamically loaded plugin has its own copy of `tracing`: route it
         // to the host. In a bundled build the host's subscriber is already the
         // global one and this fails harmlessly.
-        let _ = tracing::subscriber::set_global_default(crate::log::Forwarder::new(
-            host.raw().clone(),
-        ));
+        let _ =
+            tracing::subscriber::set_global_default(crate::log::Forwarder::new(host.raw().clone()));
         let config: serde_json::Value =
             serde_json::from_str(config.as_str()).unwrap_or(serde_json::Value::Null);
         let threads = config
@@ -398,7 +410,8 @@ macro_rules! declare_plugin {
             extern "C" fn __init(
                 host: $crate::abi::HostBox,
                 config: $crate::reexports::RString,
-            ) -> $crate::reexports::RResult<$crate::abi::PluginBox, $crate::reexports::RString> {
+            ) -> $crate::reexports::RResult<$crate::abi::PluginBox, $crate::reexports::RString>
+            {
                 $crate::sdk::init_plugin::<$ty>($name, host, config)
             }
             use $crate::reexports::PrefixTypeTrait;

@@ -37,7 +37,7 @@ pub struct ConfigSource {
 pub struct Loaded {
     /// The merged config (always a JSON object).
     pub config: Value,
-    /// The config file that API writes go to: the last file given with `-c`,
+    /// The config file that API writes go to: the first file given with `-c`,
     /// or the file found by the search, or `cwd/camrouter.yaml`.
     pub path: PathBuf,
     /// Whether `path` existed and was loaded. `false` when the path is only
@@ -170,7 +170,11 @@ pub fn load_with(
                     &mut config,
                     &mut warnings,
                 )?;
-                path = Some(p);
+                // go2rtc (and so Frigate, which passes two files) writes to
+                // the first file given.
+                if path.is_none() {
+                    path = Some(p);
+                }
             }
             kind => add(arg, label, kind, &mut config, &mut warnings)?,
         }
@@ -285,7 +289,7 @@ mod tests {
             json!({"api": {"listen": ":2000", "origin": "*", "username": "u"},
                    "streams": {"cam": "c", "other": "d"}})
         );
-        assert_eq!(l.path, PathBuf::from("/w/b.yaml"));
+        assert_eq!(l.path, PathBuf::from("/w/a.yaml"));
         assert!(l.path_exists);
         assert_eq!(
             l.sources
@@ -303,7 +307,7 @@ mod tests {
             json!({"cam": ["a", "b"], "other": "d"})
         );
         assert_eq!(l.config["api"]["listen"], ":1984");
-        assert_eq!(l.path, PathBuf::from("/w/a.yaml"));
+        assert_eq!(l.path, PathBuf::from("/w/b.yaml"));
     }
 
     #[test]

@@ -82,7 +82,12 @@ pub fn codec_json(kind: MediaKind, c: &Codec) -> Value {
         m.insert("profile".into(), json!(c.profile.as_str()));
     }
     if !c.level.is_empty() {
-        m.insert("level".into(), json!(c.level.as_str()));
+        // ffprobe reports H.264 levels as integers (`3.1` → 31).
+        let level = match (c.name.as_str(), c.level.parse::<f64>()) {
+            ("H264", Ok(l)) => json!((l * 10.0).round() as i64),
+            _ => json!(c.level.as_str()),
+        };
+        m.insert("level".into(), level);
     }
     if c.width > 0 && c.height > 0 {
         m.insert("width".into(), json!(c.width));
