@@ -1,0 +1,143 @@
+"""Fixtures for end-to-end tests: a real camrouter process on 127.0.0.1."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
+BIN = TARGET / "camrouter"
+FFMPEG_H264 = (
+    "exec:ffmpeg -hide_banner -loglevel error -re -f lavfi "
+    "-i testsrc2=size=640x360:rate=25 -c:v libx264 -g 50 -f h264 -"
+)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One camrouter process with its own working dir and config."""
+
+    def __init__(self, workdir: Path, config: str, args=(), plugin_dirs=()):
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = workdir / "camrouter.yaml"
+        self.config_path.write_text(config.replace("{port}", str(self.port)))
+        self.args = list(args)
+        for d in plugin_dirs:
+            self.args += ["--plugins", str(d)]
+        self.proc = None
+        self.lines = []
+
+    def start(self, expect_up=True, timeout=20):
+        self.log = open(self.workdir / "server.log", "w+")
+        self.proc = subprocess.Popen(
+            [str(BIN), *self.args],
+            cwd=self.workdir,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        if not expect_up:
+            return self
+        deadline = time.time() + timeout
+        # Home Assistant waits for exactly this line before using the API.
+        while time.time() < deadline:
+            if "INF [api] listen addr=" in self.output():
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.output()}")
+            time.sleep(0.05)
+        raise AssertionError(f"server did not come up: {self.output()}")
+
+    def output(self):
+        self.log.flush()
+        return (self.workdir / "server.log").read_text()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def request(self, method, path, body=None, headers=None):
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read(), {k.lower(): v for k, v in r.headers.items()}
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), {k.lower(): v for k, v in e.headers.items()}
+
+    def get_json(self, path):
+        status, body, _ = self.request("GET", path)
+        assert status == 200, (status, body)
+        return json.loads(body)
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    servers = []
+
+    def make(config, **kw):
+        s = Server(tmp_path, config, **kw)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+def children_of(pid):
+    """PIDs whose parent is `pid` (from /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the command name, which is in parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            out.append(int(d.name))
+    return out
+
+
+def wait_until(pred, timeout=10.0, step=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+@pytest.fixture
+def panicky_plugin_dir(tmp_path):
+    src = TARGET / "libpanicky_test_plugin.so"
+    assert src.exists(), "build the workspace first (cargo build --workspace)"
+    d = tmp_path / "panicky-plugins"
+    d.mkdir(mode=0o755)
+    os.chmod(d, 0o755)
+    dst = d / "libcamrouter_plugin_panicky.so"
+    shutil.copy(src, dst)
+    os.chmod(dst, 0o644)
+    return d
