@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit tests, then end-to-end tests against real peers
+# (ffmpeg, Home Assistant's go2rtc-client). Installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v ffmpeg >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg
+fi
+
+# go2rtc-client (Home Assistant's) needs Python >= 3.12.
+py=""
+for c in /root/.pyenv/versions/3.12.*/bin/python3.12 python3.13 python3.12 python3; do
+  if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
+    py=$(command -v "$c"); break
+  fi
+done
+if [ -z "$py" ]; then
+  echo "tests/run.sh: need Python >= 3.12 for go2rtc-client" >&2
+  exit 1
+fi
+venv=tests/.venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import go2rtc_client, pytest' 2>/dev/null; then
+  "$py" -m venv "$venv"
+  "$venv/bin/pip" install -q -r tests/requirements.txt
+fi
+
+cargo build --workspace
+cargo test --workspace
+"$venv/bin/python" -m pytest -q tests/e2e
