@@ -289,9 +289,10 @@ mod tests {
 
     #[test]
     fn ring_is_bounded_and_clearable() {
-        let mut s = Settings::default();
-        s.output = Output::None;
-        let l = Logger::new(s);
+        let l = Logger::new(Settings {
+            output: Output::None,
+            ..Default::default()
+        });
         for i in 0..20000 {
             l.log(
                 LogLevel::Info,

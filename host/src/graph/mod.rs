@@ -117,11 +117,14 @@ struct TrackState {
     gop: GopCache,
 }
 
+/// An in-host packet callback: `(consumer track, packet)`.
+pub type PacketFn = Box<dyn Fn(u32, &Packet) + Send + Sync>;
+
 /// Where a consumer's packets go.
 pub enum ConsumerSink {
     Plugin(Arc<ConsumerBox>),
     /// In-host consumers (probe, preload); `None` drops packets.
-    Internal(Option<Box<dyn Fn(u32, &Packet) + Send + Sync>>),
+    Internal(Option<PacketFn>),
 }
 
 pub struct ConsumerEntry {

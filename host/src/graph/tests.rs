@@ -79,7 +79,9 @@ fn packet(track: u32, key: bool, n: u8) -> Packet {
     }
 }
 
-fn collector() -> (ConsumerSink, Arc<Mutex<Vec<(u32, u8)>>>) {
+type Collected = Arc<Mutex<Vec<(u32, u8)>>>;
+
+fn collector() -> (ConsumerSink, Collected) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
     let sink = ConsumerSink::Internal(Some(Box::new(move |t: u32, p: &Packet| {
