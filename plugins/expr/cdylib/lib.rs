@@ -1,1 +1,0 @@
-camrouter_plugin_api::export_plugin!(camrouter_expr::module);
