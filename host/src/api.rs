@@ -1,13 +1,14 @@
 //! The HTTP API on `api.listen` (default `:1984`): go2rtc's paths and JSON,
 //! auth, CORS, `base_path`, static files, and delegation to plugin routes.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::serve::IncomingStream;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
@@ -57,6 +58,28 @@ impl ApiSettings {
                 .filter(|x| !x.is_empty())
                 .map(str::to_string),
         }
+    }
+}
+
+/// The client's address as go2rtc prints it; unix-socket clients are `@`.
+#[derive(Clone, Debug)]
+pub struct RemoteAddr(pub String);
+
+impl<'a> Connected<IncomingStream<'a, tokio::net::TcpListener>> for RemoteAddr {
+    fn connect_info(s: IncomingStream<'a, tokio::net::TcpListener>) -> Self {
+        RemoteAddr(s.remote_addr().to_string())
+    }
+}
+
+impl<'a> Connected<IncomingStream<'a, crate::tls::TlsListener>> for RemoteAddr {
+    fn connect_info(s: IncomingStream<'a, crate::tls::TlsListener>) -> Self {
+        RemoteAddr(s.remote_addr().to_string())
+    }
+}
+
+impl<'a> Connected<IncomingStream<'a, tokio::net::UnixListener>> for RemoteAddr {
+    fn connect_info(_: IncomingStream<'a, tokio::net::UnixListener>) -> Self {
+        RemoteAddr("@".into())
     }
 }
 
@@ -126,11 +149,10 @@ pub async fn handle(
     axum::extract::State(ctx): axum::extract::State<Ctx>,
     req: Request,
 ) -> Response {
-    // Unix-socket connections carry no address: go2rtc calls them "@".
     let remote = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
+        .get::<ConnectInfo<RemoteAddr>>()
+        .map(|c| c.0 .0.clone())
         .unwrap_or_else(|| "@".to_string());
     let s = &ctx.settings;
     let mut resp = dispatch(&ctx, &remote, req).await;

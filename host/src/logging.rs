@@ -177,12 +177,12 @@ impl Logger {
             let line = match format {
                 Format::Json => format!("{json_line}\n"),
                 Format::Text => {
-                    let secs = now.as_secs();
+                    let (h, m, sec) = local_hms(now.as_secs() as i64);
                     format!(
                         "{:02}:{:02}:{:02}.{:03} {} [{}] {}\n",
-                        (secs / 3600) % 24,
-                        (secs / 60) % 60,
-                        secs % 60,
+                        h,
+                        m,
+                        sec,
                         now.subsec_millis(),
                         level_short(level),
                         module,
@@ -221,6 +221,20 @@ impl Logger {
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.lines.clear();
         ring.bytes = 0;
+    }
+}
+
+/// Local wall-clock time of day, as go2rtc prints it (UTC if the zone is unknown).
+fn local_hms(secs: i64) -> (i64, i64, i64) {
+    let t = secs as libc::time_t;
+    // SAFETY: `tm` is plain data that localtime_r fills; both pointers are valid
+    // for the call, and localtime_r is the thread-safe variant.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if ok {
+        (tm.tm_hour as i64, tm.tm_min as i64, tm.tm_sec as i64)
+    } else {
+        ((secs / 3600) % 24, (secs / 60) % 60, secs % 60)
     }
 }
 

@@ -12,6 +12,7 @@ mod logging;
 mod play;
 mod plugin_http;
 mod startup;
+mod tls;
 mod ws;
 mod www;
 

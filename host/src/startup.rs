@@ -354,14 +354,13 @@ async fn serve_api(app: Arc<App>, cfg: &Value) -> anyhow::Result<()> {
         Some(Value::Null) | None => ":1984".to_string(),
         Some(other) => other.to_string(),
     };
+    let svc = router.into_make_service_with_connect_info::<api::RemoteAddr>();
     if !listen.is_empty() {
         let l = tokio::net::TcpListener::bind(listen_addr(&listen))
             .await
             .with_context(|| format!("api: listen {listen}"))?;
         tracing::info!(target: "api", addr = %listen, "listen");
-        let svc = router
-            .clone()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let svc = svc.clone();
         tokio::spawn(async move {
             if let Err(e) = axum::serve(l, svc).await {
                 tracing::error!(target: "api", "serve: {e}");
@@ -377,9 +376,9 @@ async fn serve_api(app: Arc<App>, cfg: &Value) -> anyhow::Result<()> {
         let l = tokio::net::UnixListener::bind(path)
             .with_context(|| format!("api: unix_listen {path}"))?;
         tracing::info!(target: "api", addr = %path, "listen");
-        let r = router.clone();
+        let svc = svc.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, r).await {
+            if let Err(e) = axum::serve(l, svc).await {
                 tracing::error!(target: "api", "serve: {e}");
             }
         });
@@ -389,7 +388,23 @@ async fn serve_api(app: Arc<App>, cfg: &Value) -> anyhow::Result<()> {
         .and_then(|v| v.as_str())
         .filter(|s| !s.is_empty())
     {
-        tracing::warn!(target: "api", addr = %tls, "tls_listen is not supported yet");
+        let s = |k: &str| {
+            cfg.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let config = crate::tls::server_config(&s("tls_cert"), &s("tls_key"))?;
+        let tcp = tokio::net::TcpListener::bind(listen_addr(tls))
+            .await
+            .with_context(|| format!("api: tls_listen {tls}"))?;
+        let l = crate::tls::TlsListener::new(tcp, config)?;
+        tracing::info!(target: "api", addr = %tls, "listen tls");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, svc).await {
+                tracing::error!(target: "api", "serve: {e}");
+            }
+        });
     }
     Ok(())
 }

@@ -23,40 +23,44 @@ pub fn level_of(level: &Level) -> LogLevel {
 }
 
 /// Renders an event as go2rtc renders its log lines: the message, then
-/// `key=value` pairs (values with spaces are quoted).
+/// `key=value` pairs sorted by key with `error` first (values with spaces or
+/// quotes are quoted).
 pub fn format_fields(event: &Event<'_>) -> String {
     let mut v = FieldWriter::default();
     event.record(&mut v);
-    if !v.fields.is_empty() {
-        if !v.message.is_empty() {
-            v.message.push(' ');
+    v.fields
+        .sort_by(|a, b| (a.0 != "error", a.0).cmp(&(b.0 != "error", b.0)));
+    let mut out = v.message;
+    for (k, val) in v.fields {
+        if !out.is_empty() {
+            out.push(' ');
         }
-        v.message.push_str(&v.fields);
+        out.push_str(k);
+        out.push('=');
+        if val.is_empty()
+            || val.contains([' ', '"', '=', '\\'])
+            || val.chars().any(char::is_control)
+        {
+            let _ = write!(out, "{val:?}");
+        } else {
+            out.push_str(&val);
+        }
     }
-    v.message
+    out
 }
 
 #[derive(Default)]
 struct FieldWriter {
     message: String,
-    fields: String,
+    fields: Vec<(&'static str, String)>,
 }
 
 impl FieldWriter {
     fn push(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message.push_str(value);
-            return;
-        }
-        if !self.fields.is_empty() {
-            self.fields.push(' ');
-        }
-        self.fields.push_str(field.name());
-        self.fields.push('=');
-        if value.is_empty() || value.contains([' ', '"', '=']) {
-            let _ = write!(self.fields, "{value:?}");
         } else {
-            self.fields.push_str(value);
+            self.fields.push((field.name(), value.to_string()));
         }
     }
 }

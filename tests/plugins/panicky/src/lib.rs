@@ -1,8 +1,8 @@
-//! A plugin that panics inside its calls, to show the host survives: the SDK
+//! A test plugin: panics inside its calls (and echoes WebSocket messages), to show the host survives: the SDK
 //! catches the panic at the boundary, logs it and returns an error.
 
 use camrouter_plugin_api::abi::HttpRequest;
-use camrouter_plugin_api::sdk::{InitContext, Plugin, Responder, Source, SourceEvents};
+use camrouter_plugin_api::sdk::{InitContext, Plugin, Responder, Source, SourceEvents, WsSender};
 
 pub struct Panicky;
 
@@ -21,6 +21,19 @@ impl Plugin for Panicky {
     }
     fn http(&self, _request: HttpRequest, _responder: Responder) {
         panic!("panicky: http");
+    }
+    fn ws_types(&self) -> Vec<String> {
+        vec!["test/*".into()]
+    }
+    /// `test/echo` answers with the same value; `test/panic` panics.
+    fn ws_message(&self, _conn: u64, message: &str, sender: WsSender) {
+        let v: serde_json::Value = serde_json::from_str(message).unwrap_or_default();
+        if v["type"] == "test/panic" {
+            panic!("panicky: ws");
+        }
+        sender.send_json(
+            &serde_json::json!({"type": "test/echo", "value": v["value"], "query": v["query"]}),
+        );
     }
 }
 
