@@ -26,5 +26,6 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import go2rtc_client,
 fi
 
 cargo build --workspace
+cargo build -p camrouter --features bundled --profile bundled
 cargo test --workspace
 "$venv/bin/python" -m pytest -q tests/e2e

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use abi_stable::library::lib_header_from_path;
+use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::std_types::{RResult, RStr, RString};
 use camrouter_plugin_api::abi::{PluginBox, PluginRoot_Ref, SourceBox, SourceEventsBox};
 
@@ -78,8 +78,7 @@ pub fn check_permissions(path: &Path) -> Result<(), String> {
         let meta = std::fs::metadata(p).map_err(|e| format!("{what}: {e}"))?;
         if meta.permissions().mode() & 0o022 != 0 {
             return Err(format!(
-                "{what} {} is writable by group or others (mode {:o})",
-                p.display(),
+                "{what} is writable by group or others (mode {:o})",
                 meta.permissions().mode() & 0o777
             ));
         }
@@ -87,7 +86,7 @@ pub fn check_permissions(path: &Path) -> Result<(), String> {
     };
     check(path, "file")?;
     if let Some(dir) = path.parent() {
-        check(dir, "directory")?;
+        check(dir, &format!("directory {}", dir.display()))?;
     }
     Ok(())
 }
@@ -112,10 +111,32 @@ fn short_error(e: &dyn std::fmt::Display) -> String {
 /// Opens one plugin file and checks its ABI. Never panics on a bad file.
 pub fn open_file(path: &Path) -> Result<PluginRoot_Ref, String> {
     check_permissions(path)?;
-    let header = lib_header_from_path(path).map_err(|e| short_error(&e))?;
+    let header = lib_header_from_path(path).map_err(|e| describe(&e))?;
     header
         .init_root_module::<PluginRoot_Ref>()
-        .map_err(|e| format!("incompatible plugin-api: {}", short_error(&e)))
+        .map_err(|e| format!("incompatible plugin-api: {}", describe(&e)))
+}
+
+/// abi_stable's errors in one line a user can act on.
+fn describe(e: &LibraryError) -> String {
+    match e {
+        LibraryError::OpenError { .. } => format!("cannot open: {}", short_error(e)),
+        LibraryError::GetSymbolError { .. } => {
+            "not a camrouter plugin (no abi_stable root module)".into()
+        }
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => format!(
+            "built for plugin-api {actual_version}, this host has {expected_version}: rebuild the plugin"
+        ),
+        LibraryError::AbiInstability(_) => format!(
+            "root module layout differs from this host's plugin-api {}: rebuild the plugin",
+            env!("CARGO_PKG_VERSION")
+        ),
+        other => short_error(other),
+    }
 }
 
 pub fn module_name(root: &PluginRoot_Ref) -> String {

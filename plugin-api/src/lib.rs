@@ -7,6 +7,7 @@
 pub mod abi;
 pub mod cmd;
 pub mod log;
+pub mod queue;
 pub mod sdk;
 
 pub use abi::{Codec, Direction, Media, MediaKind, Packet, FLAG_DISCONTINUITY, FLAG_KEYFRAME};

@@ -41,12 +41,12 @@ class Server:
         for d in plugin_dirs:
             self.args += ["--plugins", str(d)]
         self.proc = None
-        self.lines = []
+        self.binary = BIN
 
     def start(self, expect_up=True, timeout=20):
         self.log = open(self.workdir / "server.log", "w+")
         self.proc = subprocess.Popen(
-            [str(BIN), *self.args],
+            [str(self.binary), *self.args],
             cwd=self.workdir,
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -136,10 +136,18 @@ def test_bad_plugin_files_are_refused(server_factory, tmp_path):
     loose = d / "libcamrouter_plugin_loose.so"
     shutil.copy(TARGET / "libcamrouter_plugin_echo.so", loose)
     os.chmod(loose, 0o664)
+    old = d / "libcamrouter_plugin_oldabi.so"
+    shutil.copy(TARGET / "liboldabi_test_plugin.so", old)
+    os.chmod(old, 0o644)
     s = server_factory("api:\n  listen: 127.0.0.1:{port}\n", plugin_dirs=[d]).start()
     out = s.output()
-    assert "libcamrouter_plugin_junk.so" in out and "plugin refused" in out
-    assert "writable by group or others" in out
+    refused = [l for l in out.splitlines() if "plugin refused" in l]
+    # One line per bad file, each naming the file and the reason.
+    assert len(refused) == 3, refused
+    assert any("libcamrouter_plugin_junk.so" in l for l in refused)
+    assert any("libcamrouter_plugin_loose.so" in l and "writable by group or others" in l for l in refused)
+    assert any("libcamrouter_plugin_oldabi.so" in l and "incompatible plugin-api" in l for l in refused)
+    assert all(len(l) < 600 for l in refused), "no layout dumps in the log"
     assert s.request("GET", "/api")[0] == 200
 
 
