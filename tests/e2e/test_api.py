@@ -163,3 +163,18 @@ def test_panicking_plugin_does_not_take_the_host_down(server_factory, panicky_pl
     assert s.proc.poll() is None
     assert s.request("GET", "/api")[0] == 200
     assert "panic in http" in s.output()
+
+
+def test_config_patch_and_dot(server_factory):
+    s = server_factory("# keep me\napi:\n  listen: 127.0.0.1:{port}\nstreams:\n  a: exec:true\n").start()
+    status, body, _ = s.request("PATCH", "/api/config", body=b'{"streams": {"b": "exec:false"}}')
+    assert status == 200, body
+    text = s.config_path.read_text()
+    assert "# keep me" in text and "a: exec:true" in text and "b: exec:false" in text
+    status, body, headers = s.request("GET", "/api/streams.dot")
+    assert status == 200 and headers["content-type"] == "text/vnd.graphviz"
+    dot = body.decode()
+    assert dot.startswith("digraph {") and '"stream_a"' in dot and "exec:true" in dot
+    status, _, _ = s.request("PATCH", "/api/config", body=b"streams: [")
+    assert status == 400
+    assert "b: exec:false" in s.config_path.read_text()
