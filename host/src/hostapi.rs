@@ -1,8 +1,9 @@
 //! The host's services as plugins see them (`HostApi`).
 
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
-use abi_stable::std_types::{RErr, ROk, RResult, RStr, RString};
+use abi_stable::std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec};
 use camrouter_plugin_api::abi::{ConsumerBox, HostApi, LogLevel, SourceBox, SourceEventsBox};
 use camrouter_plugin_api::Packet;
 use serde_json::Value;
@@ -10,7 +11,11 @@ use serde_json::Value;
 use crate::graph::{ConsumerSink, Filter, Graph};
 use crate::logging::Logger;
 
+/// Facts plugins publish for each other (`rtsp.internal_url`, ...).
+pub type Facts = Arc<Mutex<HashMap<String, String>>>;
+
 pub struct HostImpl {
+    pub facts: Facts,
     pub logger: Arc<Logger>,
     pub graph: Weak<Graph>,
     /// Applied when a consumer's query names no media (`rtsp.default_query`).
@@ -79,5 +84,44 @@ impl HostApi for HostImpl {
             Ok(ev) => ROk(ev),
             Err(e) => RErr(RString::from(e.to_string())),
         }
+    }
+
+    fn stream_exists(&self, name: RStr<'_>) -> bool {
+        self.graph
+            .upgrade()
+            .is_some_and(|g| g.stream(name.as_str()).is_some())
+    }
+
+    fn add_stream(&self, name: RStr<'_>, sources: RVec<RString>, hidden: bool) {
+        let Some(g) = self.graph.upgrade() else {
+            return;
+        };
+        let sources = sources.into_iter().map(RString::into_string).collect();
+        if hidden {
+            g.set_hidden_stream(name.as_str(), sources);
+        } else {
+            g.set_stream(name.as_str(), sources);
+        }
+    }
+
+    fn remove_stream(&self, name: RStr<'_>) {
+        if let Some(g) = self.graph.upgrade() {
+            g.remove_stream(name.as_str());
+        }
+    }
+
+    fn set_fact(&self, key: RStr<'_>, value: RString) {
+        if let Ok(mut f) = self.facts.lock() {
+            f.insert(key.to_string(), value.into_string());
+        }
+    }
+
+    fn fact(&self, key: RStr<'_>) -> ROption<RString> {
+        self.facts
+            .lock()
+            .ok()
+            .and_then(|f| f.get(key.as_str()).cloned())
+            .map(RString::from)
+            .into()
     }
 }

@@ -69,9 +69,11 @@ fn load_plugins(
         .and_then(|v| v.as_str())
         .unwrap_or("video&audio")
         .to_string();
+    let facts = crate::hostapi::Facts::default();
     let host = || -> HostBox {
         HostBox::from_ptr(
             RArc::new(HostImpl {
+                facts: facts.clone(),
                 logger: logger.clone(),
                 graph: Arc::downgrade(graph),
                 default_query: default_query.clone(),

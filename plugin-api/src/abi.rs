@@ -8,7 +8,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RArc, RBox, RResult, RStr, RString, RVec, Tuple2},
+    std_types::{RArc, RBox, ROption, RResult, RStr, RString, RVec, Tuple2},
     StableAbi,
 };
 
@@ -131,6 +131,8 @@ pub trait HostApi: Send + Sync {
     /// `format_name`, `protocol`, `remote_addr`, `user_agent`. The outcome comes
     /// later through `Consumer::attached` or `Consumer::failed`. Returns the
     /// consumer id used by `remove_consumer` and `consumer_send`.
+    /// With `"wait_publisher_ms": N` in `info`, a stream that has no producer
+    /// yet waits up to N ms for one to be added (ingest) before failing.
     fn add_consumer(
         &self,
         stream: RStr<'_>,
@@ -150,6 +152,15 @@ pub trait HostApi: Send + Sync {
         info: RString,
         source: SourceBox,
     ) -> RResult<SourceEventsBox, RString>;
+    fn stream_exists(&self, name: RStr<'_>) -> bool;
+    /// Creates (or replaces) a stream. `hidden` streams are internal plumbing
+    /// (exec's `{output}`): not listed by the API and not saved.
+    fn add_stream(&self, name: RStr<'_>, sources: RVec<RString>, hidden: bool);
+    fn remove_stream(&self, name: RStr<'_>);
+    /// Facts plugins publish for each other without knowing each other, e.g.
+    /// `rtsp.internal_url` = `rtsp://127.0.0.1:8554`.
+    fn set_fact(&self, key: RStr<'_>, value: RString);
+    fn fact(&self, key: RStr<'_>) -> ROption<RString>;
 }
 
 /// What an opened source reports to the host. Implemented by the host.

@@ -69,6 +69,25 @@ impl Host {
     pub fn consumer_send(&self, id: u64, track: u32, packet: &Packet) {
         self.0.consumer_send(id, track, packet)
     }
+    pub fn stream_exists(&self, name: &str) -> bool {
+        self.0.stream_exists(RStr::from_str(name))
+    }
+    pub fn add_stream(&self, name: &str, sources: Vec<String>, hidden: bool) {
+        let sources = sources.into_iter().map(RString::from).collect();
+        self.0.add_stream(RStr::from_str(name), sources, hidden)
+    }
+    pub fn remove_stream(&self, name: &str) {
+        self.0.remove_stream(RStr::from_str(name))
+    }
+    pub fn set_fact(&self, key: &str, value: &str) {
+        self.0.set_fact(RStr::from_str(key), RString::from(value))
+    }
+    pub fn fact(&self, key: &str) -> Option<String> {
+        self.0
+            .fact(RStr::from_str(key))
+            .into_option()
+            .map(RString::into_string)
+    }
     pub fn add_producer(
         &self,
         stream: &str,

@@ -63,6 +63,10 @@ pub struct Stream {
     graph: Weak<Graph>,
     me: Weak<Stream>,
     inner: Mutex<StreamInner>,
+    /// Internal plumbing (exec's `{output}`): not listed by the API.
+    hidden: AtomicBool,
+    /// Bumped when an ingest producer is added, for consumers waiting on one.
+    publishers: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -191,12 +195,21 @@ impl Graph {
                         graph: self.me.clone(),
                         me: me.clone(),
                         inner: Mutex::default(),
+                        hidden: AtomicBool::new(false),
+                        publishers: watch::Sender::new(0),
                     })
                 })
                 .clone()
         };
         stream.set_sources(sources);
         stream
+    }
+
+    /// Like [`Graph::set_stream`], for streams that are internal plumbing.
+    pub fn set_hidden_stream(&self, name: &str, sources: Vec<String>) -> Arc<Stream> {
+        let s = self.set_stream(name, sources);
+        s.hidden.store(true, Ordering::Relaxed);
+        s
     }
 
     pub fn remove_stream(&self, name: &str) -> bool {
@@ -245,6 +258,16 @@ impl Graph {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, entry.clone());
+        let wait_ms = entry
+            .info
+            .get("wait_publisher_ms")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        if wait_ms > 0 {
+            stream
+                .wait_for_producer(Duration::from_millis(wait_ms))
+                .await;
+        }
         match stream.negotiate(filter).await {
             Ok((medias, routes)) => {
                 *entry.medias.lock().unwrap_or_else(|e| e.into_inner()) = medias;
@@ -328,6 +351,7 @@ impl Graph {
         producer.status.send_replace(Status::Opening);
         let events = producer.events(producer.generation.load(Ordering::Relaxed));
         stream.lock().passive.push(producer);
+        stream.publishers.send_modify(|n| *n += 1);
         Ok(events)
     }
 
@@ -350,7 +374,7 @@ impl Graph {
             .map(|s| s.values().cloned().collect())
             .unwrap_or_default();
         let mut out = serde_json::Map::new();
-        for s in streams {
+        for s in streams.iter().filter(|s| !s.hidden.load(Ordering::Relaxed)) {
             out.insert(s.name.clone(), s.json());
         }
         Value::Object(out)
@@ -399,6 +423,24 @@ impl Stream {
         for p in old {
             p.stop();
         }
+    }
+
+    fn has_producers(&self) -> bool {
+        let inner = self.lock();
+        !inner.producers.is_empty() || !inner.passive.is_empty()
+    }
+
+    /// For streams fed only by ingest: waits until a publisher arrives.
+    async fn wait_for_producer(&self, timeout: Duration) {
+        let mut rx = self.publishers.subscribe();
+        let _ = tokio::time::timeout(timeout, async {
+            while !self.has_producers() {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
     }
 
     fn add_consumer(&self, entry: Arc<ConsumerEntry>) {

@@ -237,3 +237,52 @@ fn masks_secrets() {
     );
     assert_eq!(mask("exec:ffmpeg -i x"), "exec:ffmpeg -i x");
 }
+
+#[tokio::test(start_paused = true)]
+async fn consumer_can_wait_for_a_publisher() {
+    let (g, _o) = setup(&[]);
+    let f = Filter::parse("video").unwrap();
+    // Without waiting: no producer, a clear error at once.
+    assert!(g
+        .attach(g.next_id(), "cam", &f, collector().0, json!({}))
+        .await
+        .is_err());
+    let g2 = g.clone();
+    let publisher = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let src = SourceBox::from_value(
+            FakeSource {
+                stopped: Arc::default(),
+            },
+            TD_Opaque,
+        );
+        let ev = g2
+            .add_producer("cam", json!({"url": "rtsp://publisher"}), src)
+            .unwrap();
+        ev.medias(RVec::from(vec![media(
+            MediaKind::Video,
+            Direction::RecvOnly,
+            "H264",
+        )]));
+        ev
+    });
+    let c = g
+        .attach(
+            g.next_id(),
+            "cam",
+            &f,
+            collector().0,
+            json!({"wait_publisher_ms": 5000}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.medias()[0].codecs[0].name.as_str(), "H264");
+    let _ev = publisher.await.unwrap();
+    let hidden = g.set_hidden_stream("internal", vec![]);
+    assert!(g.stream("internal").is_some());
+    assert!(
+        g.streams_json().get("internal").is_none(),
+        "hidden streams are not listed"
+    );
+    drop(hidden);
+}
