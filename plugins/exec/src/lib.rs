@@ -21,7 +21,12 @@ impl Plugin for Exec {
     fn open_source(&self, url: &str, events: SourceEvents) -> Result<Box<dyn Source>, String> {
         let rest = url.strip_prefix("exec:").ok_or("exec: not an exec: URL")?;
         let opts = source::Options::parse(rest, &self.ctx.config)?;
-        Ok(Box::new(source::start(opts, events, &self.ctx.runtime)))
+        Ok(Box::new(source::start(
+            opts,
+            events,
+            self.ctx.host.clone(),
+            &self.ctx.runtime,
+        )))
     }
 
     fn config_keys(&self) -> Vec<String> {

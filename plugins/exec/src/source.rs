@@ -1,13 +1,14 @@
 //! One running command: spawn, demux stdout, feed the host, kill cleanly.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use camrouter_media::codec::{CodecInfo, MediaKind as MKind};
 use camrouter_media::pipe::{PipeDemuxer, PipeEvent};
 use camrouter_plugin_api::cmd::{check_allowed, split_args, split_params};
-use camrouter_plugin_api::sdk::{Source, SourceEvents};
+use camrouter_plugin_api::sdk::{Consumer, Host, Source, SourceEvents};
 use camrouter_plugin_api::{Codec, Direction, Media, MediaKind, Packet, RArc, RVec, FLAG_KEYFRAME};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -19,6 +20,9 @@ const STDIN_QUEUE: usize = 64;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub args: Vec<String>,
+    /// `{output}` in the command: it publishes to our RTSP server (the RTSP
+    /// transport) instead of writing to stdout.
+    pub output: bool,
     /// Signal for a graceful stop; SIGKILL when absent (go2rtc's default).
     pub kill_signal: Option<i32>,
     pub kill_timeout: Duration,
@@ -64,10 +68,9 @@ impl Options {
         let args = split_args(cmd);
         let program = args.first().ok_or("exec: empty command")?;
         check_allowed("exec", config, program)?;
-        if args.iter().any(|a| a.contains("{output}")) {
-            return Err("exec: {output} needs the rtsp module, which is not available yet".into());
-        }
+        let output = args.iter().any(|a| a.contains("{output}"));
         let mut o = Options {
+            output,
             args: args.clone(),
             kill_signal: None,
             kill_timeout: Duration::ZERO,
@@ -120,7 +123,12 @@ impl Source for ExecSource {
     }
 }
 
-pub fn start(opts: Options, events: SourceEvents, rt: &tokio::runtime::Handle) -> ExecSource {
+pub fn start(
+    opts: Options,
+    events: SourceEvents,
+    host: Host,
+    rt: &tokio::runtime::Handle,
+) -> ExecSource {
     let (stop_tx, stop_rx) = oneshot::channel();
     let (stdin_tx, stdin_rx) = if opts.backchannel.is_some() {
         let (t, r) = mpsc::channel(STDIN_QUEUE);
@@ -128,7 +136,7 @@ pub fn start(opts: Options, events: SourceEvents, rt: &tokio::runtime::Handle) -
     } else {
         (None, None)
     };
-    rt.spawn(run(opts, events, stop_rx, stdin_rx));
+    rt.spawn(run(opts, events, host, stop_rx, stdin_rx));
     ExecSource {
         stop: Mutex::new(Some(stop_tx)),
         stdin: stdin_tx,
@@ -157,12 +165,74 @@ fn to_media(c: &CodecInfo) -> Media {
     }
 }
 
-async fn run(
-    opts: Options,
+/// The name of the hidden stream a `{output}` command publishes into.
+fn output_stream_name() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!(
+        "exec-{:x}-{}-{}",
+        t,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Forwards what the command publishes to our RTSP server (a hidden stream)
+/// as this source's medias and packets.
+struct Relay {
     events: SourceEvents,
+    tx: mpsc::UnboundedSender<Result<(), String>>,
+}
+
+impl Consumer for Relay {
+    fn attached(&self, medias: Vec<Media>) {
+        let medias = medias
+            .into_iter()
+            .map(|m| Media {
+                direction: Direction::RecvOnly,
+                ..m
+            })
+            .collect();
+        self.events.medias(medias);
+        let _ = self.tx.send(Ok(()));
+    }
+    fn failed(&self, error: String) {
+        let _ = self.tx.send(Err(error));
+    }
+    fn packet(&self, track: u32, packet: &Packet) {
+        let mut p = packet.clone();
+        p.track = track;
+        self.events.packet(&p);
+    }
+    fn closed(&self, reason: String) {
+        let _ = self.tx.send(Err(reason));
+    }
+}
+
+async fn run(
+    mut opts: Options,
+    events: SourceEvents,
+    host: Host,
     mut stop_rx: oneshot::Receiver<()>,
     stdin_rx: Option<mpsc::Receiver<Vec<u8>>>,
 ) {
+    let mut hidden_stream = None;
+    if opts.output {
+        let Some(base) = host.fact("rtsp.internal_url") else {
+            events.closed("exec: rtsp module disabled");
+            return;
+        };
+        let name = output_stream_name();
+        host.add_stream(&name, Vec::new(), true);
+        let url = format!("{base}/{name}");
+        for a in opts.args.iter_mut() {
+            *a = a.replace("{output}", &url);
+        }
+        hidden_stream = Some(name);
+    }
     let mut cmd = tokio::process::Command::new(&opts.args[0]);
     cmd.args(&opts.args[1..])
         .stdin(if stdin_rx.is_some() {
@@ -170,7 +240,7 @@ async fn run(
         } else {
             std::process::Stdio::null()
         })
-        .stdout(if opts.backchannel.is_some() {
+        .stdout(if opts.backchannel.is_some() || opts.output {
             std::process::Stdio::null()
         } else {
             std::process::Stdio::piped()
@@ -182,6 +252,9 @@ async fn run(
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
+            if let Some(name) = &hidden_stream {
+                host.remove_stream(name);
+            }
             events.closed(&format!("exec: {}: {e}", opts.args[0]));
             return;
         }
@@ -240,6 +313,36 @@ async fn run(
                 st = child.wait() => break Some(format!("exec: exited ({})\n{}", st.map(|s| s.to_string()).unwrap_or_default(), stderr_tail())),
             }
         }
+    } else if let Some(name) = &hidden_stream {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let relay = Relay {
+            events: events.clone(),
+            tx,
+        };
+        let info = json!({
+            "format_name": "exec",
+            "protocol": "rtsp",
+            "wait_publisher_ms": opts.start_timeout.as_millis() as u64,
+        });
+        let id = host.add_consumer(name, "video=all&audio=all", info, relay);
+        let reason = loop {
+            tokio::select! {
+                _ = &mut stop_rx => break None,
+                r = rx.recv() => match r {
+                    Some(Ok(())) => continue,
+                    Some(Err(e)) => break Some(format!("exec/rtsp: {e}\n{}", stderr_tail())),
+                    None => break Some("exec/rtsp: relay gone".to_string()),
+                },
+                st = child.wait() => break Some(format!(
+                    "exec/rtsp: exited ({})\n{}",
+                    st.map(|s| s.to_string()).unwrap_or_default(),
+                    stderr_tail()
+                )),
+            }
+        };
+        host.remove_consumer(id);
+        host.remove_stream(name);
+        reason
     } else {
         let Some(mut stdout) = child.stdout.take() else {
             events.closed("exec: no stdout");
