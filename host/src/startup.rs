@@ -26,6 +26,7 @@ fn bundled() -> Vec<PluginRoot_Ref> {
     {
         v.push(camrouter_exec::module());
         v.push(camrouter_echo::module());
+        v.push(camrouter_expr::module());
     }
     v
 }

@@ -56,3 +56,18 @@ def test_echo_resolves_to_exec(server_factory, tmp_path):
     assert prod["source"] == FFMPEG_H264
     assert prod["medias"] == ["video, recvonly, H264"]
     assert wait_until(lambda: children_of(s.proc.pid) == [], timeout=10)
+
+
+def test_expr_fetches_and_redirects(server_factory):
+    # The script asks camrouter's own API (a real HTTP fetch), then picks a source.
+    script = (
+        "expr: let v = fetch('http://127.0.0.1:{port}/api').json().version; "
+        f"v == '1.9.14' ? '{FFMPEG_H264}' : 'bad:'"
+    )
+    s = server_factory(f"streams:\n  cam: |\n    {script}\n  empty: \"expr: ''\"\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    info = s.get_json("/api/streams?src=cam&video")
+    prod = info["producers"][0]
+    assert prod["source"] == FFMPEG_H264
+    assert prod["receivers"][0]["codec"]["height"] == 360
+    status, body, _ = s.request("GET", "/api/streams?src=empty&video")
+    assert status == 500 and b"expr: result is empty" in body
