@@ -27,6 +27,7 @@ fn bundled() -> Vec<PluginRoot_Ref> {
         v.push(camrouter_exec::module());
         v.push(camrouter_echo::module());
         v.push(camrouter_expr::module());
+        v.push(camrouter_ffmpeg::module());
     }
     v
 }
@@ -71,6 +72,18 @@ fn load_plugins(
         .unwrap_or("video&audio")
         .to_string();
     let facts = crate::hostapi::Facts::default();
+    // Per-module log levels, for plugins that pass them on to tools they run
+    // (the ffmpeg module's `-v`, as go2rtc's `log.ffmpeg`).
+    if let (Ok(mut f), Some(log)) = (
+        facts.lock(),
+        app_config.get("log").and_then(|l| l.as_object()),
+    ) {
+        for (k, v) in log {
+            if let Some(level) = v.as_str() {
+                f.insert(format!("log.{k}"), level.to_string());
+            }
+        }
+    }
     let host = || -> HostBox {
         HostBox::from_ptr(
             RArc::new(HostImpl {

@@ -8,9 +8,17 @@ pub fn split_args(cmd: &str) -> Vec<String> {
     let mut cur = String::new();
     let mut in_arg = false;
     let mut quote: Option<char> = None;
-    for c in cmd.chars() {
+    let mut chars = cmd.chars().peekable();
+    while let Some(c) = chars.next() {
         match quote {
             Some(q) if c == q => quote = None,
+            // Inside "…", `\"` and `\\` are escapes (what the ffmpeg module
+            // writes when it quotes an argument); other backslashes stay.
+            Some('"') if c == '\\' && matches!(chars.peek(), Some('"' | '\\')) => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
             Some(_) => cur.push(c),
             None if c == '"' || c == '\'' => {
                 quote = Some(c);
@@ -84,6 +92,10 @@ mod tests {
             ]
         );
         assert_eq!(split_args(r#"echo """#), vec!["echo", ""]);
+        assert_eq!(
+            split_args(r#"a "say \"hi\" \\ c:\x""#),
+            vec!["a", r#"say "hi" \ c:\x"#]
+        );
         assert!(split_args("  ").is_empty());
     }
 
