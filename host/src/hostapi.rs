@@ -51,7 +51,8 @@ impl HostApi for HostImpl {
         graph.spawn(async move {
             let sink = ConsumerSink::Plugin(consumer.clone());
             match g.attach(id, &stream, &filter, sink, info).await {
-                Ok(entry) => consumer.attached(entry.medias().into()),
+                // `attached` was called by the graph, before the first packet.
+                Ok(_) => {}
                 Err(e) => consumer.failed(RString::from(e.to_string())),
             }
         });

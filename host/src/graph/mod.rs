@@ -270,8 +270,13 @@ impl Graph {
         }
         match stream.negotiate(filter).await {
             Ok((medias, routes)) => {
-                *entry.medias.lock().unwrap_or_else(|e| e.into_inner()) = medias;
+                *entry.medias.lock().unwrap_or_else(|e| e.into_inner()) = medias.clone();
                 *entry.routes.lock().unwrap_or_else(|e| e.into_inner()) = routes.clone();
+                // A plugin consumer learns its tracks before the first packet
+                // (the GOP replay below) reaches it.
+                if let ConsumerSink::Plugin(c) = &entry.sink {
+                    c.attached(RVec::from(medias));
+                }
                 for r in &routes {
                     if r.direction == Direction::RecvOnly {
                         r.producer.add_sink(r.ptrack, &entry, r.ctrack);
