@@ -30,6 +30,8 @@ pub enum CodecName {
     PcmS16be,
     /// Signed 16-bit little-endian PCM.
     PcmS16le,
+    /// ITU-T G.722 (RTP clock rate 8000 despite 16 kHz sampling, RFC 3551 4.5.2).
+    G722,
 }
 
 impl CodecName {
@@ -45,6 +47,7 @@ impl CodecName {
             CodecName::Pcmu => "pcm_mulaw",
             CodecName::PcmS16be => "pcm_s16be",
             CodecName::PcmS16le => "pcm_s16le",
+            CodecName::G722 => "adpcm_g722",
         }
     }
 
@@ -60,6 +63,7 @@ impl CodecName {
             CodecName::Pcmu => "PCMU",
             CodecName::PcmS16be => "L16",
             CodecName::PcmS16le => "PCML",
+            CodecName::G722 => "G722",
         }
     }
 
@@ -134,6 +138,7 @@ mod tests {
             CodecName::Pcmu,
             CodecName::PcmS16be,
             CodecName::PcmS16le,
+            CodecName::G722,
         ];
         let ff: Vec<_> = all.iter().map(|c| c.ffmpeg_name()).collect();
         assert_eq!(
@@ -147,7 +152,8 @@ mod tests {
                 "pcm_alaw",
                 "pcm_mulaw",
                 "pcm_s16be",
-                "pcm_s16le"
+                "pcm_s16le",
+                "adpcm_g722"
             ]
         );
         let g: Vec<_> = all.iter().map(|c| c.go2rtc_name()).collect();
@@ -162,7 +168,8 @@ mod tests {
                 "PCMA",
                 "PCMU",
                 "L16",
-                "PCML"
+                "PCML",
+                "G722"
             ]
         );
         assert_eq!(CodecName::Mjpeg.kind(), MediaKind::Video);

@@ -11,17 +11,28 @@
 pub mod adts;
 pub mod annexb;
 pub mod au;
+mod b64;
 pub mod bits;
 pub mod codec;
+pub mod depay;
 pub mod detect;
 pub mod error;
 pub mod h264;
 pub mod h265;
 pub mod mjpeg;
 pub mod mpegts;
+pub mod pay;
 pub mod pipe;
+pub mod rfc2435;
+pub mod rtcp;
+pub mod rtp;
+pub mod sdp;
 pub mod wav;
 
 pub use codec::{CodecInfo, CodecName, MediaKind};
+pub use depay::{Depacketizer, RtpFrame};
 pub use error::{Error, Result};
+pub use pay::{Framing, Packetizer, RtpPackets};
 pub use pipe::{Frame, PipeDemuxer, PipeEvent};
+pub use rtp::{RtpHeader, RtpPacket};
+pub use sdp::Session;

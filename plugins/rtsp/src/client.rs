@@ -1,0 +1,373 @@
+//! The RTSP client source (`rtsp://`, `rtsps://`, `rtspx://`): one upstream
+//! session per producer, depacketized into canonical frames; the camera's
+//! ONVIF backchannel becomes a `sendonly` media.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use camrouter_media::depay::Depacketizer;
+use camrouter_media::pay::{Framing, Packetizer, RtpPackets};
+use camrouter_media::rtp::RtpPacket;
+use camrouter_media::sdp::{Direction as SdpDirection, MediaType, Session};
+use camrouter_plugin_api::sdk::{Source, SourceEvents};
+use camrouter_plugin_api::{Media, Packet, RArc, RVec, FLAG_DISCONTINUITY, FLAG_KEYFRAME};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::convert::{sdp_media, to_info};
+use crate::proto::client::{Client, ClientConfig, ClientEvent, MediaSetup};
+use crate::proto::url::{join_control, RtspUrl};
+use crate::random;
+
+const BACKCHANNEL_QUEUE: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub url: String,
+    /// `#timeout=N`: seconds for connecting and for silence before giving up.
+    pub timeout: Duration,
+    /// `#media=video|audio`: only medias of that kind.
+    pub media: Option<String>,
+    /// `#backchannel=0` turns the ONVIF backchannel off.
+    pub backchannel: bool,
+}
+
+impl Options {
+    pub fn parse(url: &str) -> Result<Options, String> {
+        let mut parts = url.split('#');
+        let base = parts.next().unwrap_or("").to_string();
+        let mut o = Options {
+            url: base,
+            timeout: Duration::from_secs(5),
+            media: None,
+            backchannel: true,
+        };
+        for p in parts.filter(|p| !p.is_empty()) {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            match k {
+                "timeout" => {
+                    let s: u64 = v.parse().map_err(|_| format!("rtsp: bad #timeout: {v}"))?;
+                    o.timeout = Duration::from_secs(s.clamp(1, 3600));
+                }
+                "media" => o.media = Some(v.to_string()),
+                "backchannel" => o.backchannel = v != "0",
+                "transport" => {
+                    return Err(format!("rtsp: #transport={v} is not supported yet"));
+                }
+                _ => {}
+            }
+        }
+        RtspUrl::parse(&o.url).map_err(|e| format!("rtsp: {e}"))?;
+        Ok(o)
+    }
+}
+
+pub struct RtspSource {
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    backchannel: mpsc::Sender<(u32, Packet)>,
+}
+
+impl Source for RtspSource {
+    fn send(&self, track: u32, packet: &Packet) {
+        let _ = self.backchannel.try_send((track, packet.clone()));
+    }
+    fn stop(&self) {
+        if let Some(tx) = self.stop.lock().ok().and_then(|mut s| s.take()) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn start(opts: Options, events: SourceEvents, rt: &tokio::runtime::Handle) -> RtspSource {
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let (bc_tx, bc_rx) = mpsc::channel(BACKCHANNEL_QUEUE);
+    rt.spawn(async move {
+        let reason = match run(&opts, &events, stop_rx, bc_rx).await {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        events.closed(&reason);
+    });
+    RtspSource {
+        stop: Mutex::new(Some(stop_tx)),
+        backchannel: bc_tx,
+    }
+}
+
+/// A timestamp extender: RTP's 32-bit clock as a monotonic i64.
+#[derive(Default, Clone, Copy)]
+struct Unwrap {
+    last: Option<u32>,
+    high: i64,
+}
+
+impl Unwrap {
+    fn extend(&mut self, ts: u32) -> i64 {
+        if let Some(last) = self.last {
+            let diff = ts.wrapping_sub(last) as i32;
+            if diff > 0 && ts < last {
+                self.high += 1 << 32;
+            } else if diff < 0 && ts > last {
+                self.high -= 1 << 32;
+            }
+        }
+        self.last = Some(ts);
+        self.high + ts as i64
+    }
+}
+
+struct Track {
+    depay: Option<Depacketizer>,
+    unwrap: Unwrap,
+    /// For a backchannel media: the packetizer and its interleaved channel.
+    pay: Option<(Packetizer, u8)>,
+}
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+async fn connect(url: &RtspUrl, timeout: Duration) -> Result<Box<dyn Io>, String> {
+    let addr = url.host_port();
+    let host = url.host.trim_matches(|c| c == '[' || c == ']').to_string();
+    let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr))
+        .await
+        .map_err(|_| format!("rtsp: dial {addr}: timeout"))?
+        .map_err(|e| format!("rtsp: dial {addr}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    if url.is_tls() {
+        return crate::tls::connect(tcp, &host, url.scheme == "rtspx").await;
+    }
+    Ok(Box::new(tcp))
+}
+
+async fn run(
+    opts: &Options,
+    events: &SourceEvents,
+    mut stop_rx: oneshot::Receiver<()>,
+    mut bc_rx: mpsc::Receiver<(u32, Packet)>,
+) -> Result<(), String> {
+    let url = RtspUrl::parse(&opts.url).map_err(|e| format!("rtsp: {e}"))?;
+    let mut io = connect(&url, opts.timeout).await?;
+    let mut cfg = ClientConfig::play(opts.url.clone());
+    cfg.backchannel = opts.backchannel;
+    cfg.cnonce = random::hex(8);
+    let mut client = Client::new(cfg).map_err(|e| format!("rtsp: {e}"))?;
+    let started = Instant::now();
+    let now_ms = || started.elapsed().as_millis() as u64;
+    events.info(json!({
+        "format_name": "rtsp",
+        "protocol": "rtsp+tcp",
+        "remote_addr": url.host_port(),
+    }));
+    let mut tracks: Vec<Track> = Vec::new();
+    let mut medias: Vec<Media> = Vec::new();
+    let mut playing = false;
+    let mut last_data = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        while let Some(bytes) = client.poll_transmit() {
+            io.write_all(&bytes)
+                .await
+                .map_err(|e| format!("rtsp: write: {e}"))?;
+        }
+        while let Some(ev) = client.poll_event() {
+            match ev {
+                ClientEvent::Described { sdp, base_url, .. } => {
+                    let text = String::from_utf8_lossy(&sdp);
+                    let session =
+                        Session::parse(&text).map_err(|e| format!("rtsp: bad SDP: {e}"))?;
+                    if let Some(c) = &session.control {
+                        client.set_aggregate_control(c.clone());
+                    }
+                    let mut setups = Vec::new();
+                    for m in &session.medias {
+                        let kind = match m.kind {
+                            MediaType::Video => "video",
+                            MediaType::Audio => "audio",
+                            _ => continue,
+                        };
+                        if opts.media.as_deref().is_some_and(|want| want != kind) {
+                            continue;
+                        }
+                        let backchannel = m.direction == SdpDirection::SendOnly;
+                        if backchannel && !opts.backchannel {
+                            continue;
+                        }
+                        let Some(media) = sdp_media(m, 0) else {
+                            continue;
+                        };
+                        let Some(format) = m.formats.first() else {
+                            continue;
+                        };
+                        let control = m.control.clone().unwrap_or_default();
+                        let mut track = Track {
+                            depay: None,
+                            unwrap: Unwrap::default(),
+                            pay: None,
+                        };
+                        if backchannel {
+                            let info = media.codecs.first().and_then(to_info);
+                            let Some(info) = info else { continue };
+                            let Ok(p) = Packetizer::new(
+                                &info,
+                                format.payload_type,
+                                crate::feed::rand_u32(),
+                                1200,
+                            ) else {
+                                continue;
+                            };
+                            // The channel is set once SETUP answers.
+                            track.pay = Some((p, 0));
+                        } else {
+                            match Depacketizer::for_format(format) {
+                                Ok(d) => track.depay = Some(d),
+                                Err(e) => {
+                                    tracing::debug!(codec = %format.codec, "rtsp: media skipped: {e}");
+                                    continue;
+                                }
+                            }
+                        }
+                        setups.push(MediaSetup::tcp(join_control(&base_url, &control)));
+                        tracks.push(track);
+                        medias.push(media);
+                    }
+                    if setups.is_empty() {
+                        return Err("rtsp: no supported media in the camera's SDP".into());
+                    }
+                    client.setup(setups).map_err(|e| format!("rtsp: {e}"))?;
+                }
+                ClientEvent::SetupDone(info) => {
+                    if let Some(Track {
+                        pay: Some((_, ch)), ..
+                    }) = tracks.get_mut(info.index)
+                    {
+                        *ch = info.rtp_channel.unwrap_or((info.index * 2) as u8);
+                    }
+                }
+                ClientEvent::Playing { .. } => {
+                    playing = true;
+                    last_data = Instant::now();
+                    events.medias(medias.clone());
+                    client.handle_timeout(now_ms());
+                }
+                ClientEvent::Interleaved { channel, data } => {
+                    last_data = Instant::now();
+                    let Some((idx, false)) = client.media_for_channel(channel) else {
+                        continue;
+                    };
+                    let Some(t) = tracks.get_mut(idx) else {
+                        continue;
+                    };
+                    let Some(depay) = t.depay.as_mut() else {
+                        continue;
+                    };
+                    let Ok(pkt) = RtpPacket::parse(&data) else {
+                        continue;
+                    };
+                    if depay.push(&pkt).is_err() {
+                        continue;
+                    }
+                    let now = started.elapsed().as_micros() as u64;
+                    while let Some(f) = depay.pop() {
+                        let mut flags = if f.keyframe { FLAG_KEYFRAME } else { 0 };
+                        if f.discontinuity {
+                            flags |= FLAG_DISCONTINUITY;
+                        }
+                        let pts = t.unwrap.extend(f.timestamp);
+                        events.packet(&Packet {
+                            track: idx as u32,
+                            flags,
+                            pts,
+                            dts: pts,
+                            received_at_us: now,
+                            payload: RArc::new(RVec::from(f.data)),
+                        });
+                    }
+                }
+                ClientEvent::Redirect { location } => {
+                    return Err(format!("rtsp: redirected to {location} (not followed)"));
+                }
+                ClientEvent::DecodeError(e) => tracing::debug!("rtsp: {e}"),
+                ClientEvent::KeepaliveFailed { method, status, .. } => {
+                    tracing::debug!("rtsp: keepalive {method} answered {status}");
+                }
+                ClientEvent::Closed => return Ok(()),
+                _ => {}
+            }
+        }
+        while let Some(bytes) = client.poll_transmit() {
+            io.write_all(&bytes)
+                .await
+                .map_err(|e| format!("rtsp: write: {e}"))?;
+        }
+        // Cameras may pause a second or two; twice the timeout of silence
+        // means the camera is gone.
+        let silence = opts.timeout * 2;
+        let deadline = last_data + silence;
+        let keepalive = client
+            .next_timeout()
+            .map(|t| started + Duration::from_millis(t))
+            .unwrap_or(deadline);
+        tokio::select! {
+            _ = &mut stop_rx => {
+                client.teardown();
+                while let Some(bytes) = client.poll_transmit() {
+                    let _ = tokio::time::timeout(Duration::from_millis(200), io.write_all(&bytes)).await;
+                }
+                return Ok(());
+            }
+            n = io.read(&mut buf) => {
+                let n = n.map_err(|e| format!("rtsp: read: {e}"))?;
+                if n == 0 {
+                    return Err("rtsp: camera closed the connection".into());
+                }
+                if !playing {
+                    last_data = Instant::now();
+                }
+                client.feed(&buf[..n]).map_err(|e| format!("rtsp: {e}"))?;
+            }
+            _ = tokio::time::sleep_until(keepalive.min(deadline).into()) => {
+                if Instant::now() >= deadline {
+                    return Err(format!("rtsp: no data for {}s", silence.as_secs()));
+                }
+                client.handle_timeout(now_ms());
+            }
+            Some((track, pkt)) = bc_rx.recv() => {
+                if let Some(Track { pay: Some((p, ch)), .. }) = tracks.get_mut(track as usize) {
+                    let mut bc_buf = RtpPackets::new(Framing::Interleaved(*ch));
+                    if p.packetize(&pkt.payload, pkt.pts as u32, &mut bc_buf).is_ok() {
+                        io.write_all(bc_buf.bytes()).await.map_err(|e| format!("rtsp: write: {e}"))?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params() {
+        let o = Options::parse("rtsp://u:p@cam/s#timeout=10#media=video#backchannel=0").unwrap();
+        assert_eq!(o.url, "rtsp://u:p@cam/s");
+        assert_eq!(o.timeout, Duration::from_secs(10));
+        assert_eq!(o.media.as_deref(), Some("video"));
+        assert!(!o.backchannel);
+        assert!(Options::parse("rtsp://cam/s#timeout=x").is_err());
+    }
+
+    #[test]
+    fn timestamps_unwrap() {
+        let mut u = Unwrap::default();
+        assert_eq!(u.extend(u32::MAX - 10), (u32::MAX - 10) as i64);
+        assert_eq!(u.extend(5), (1i64 << 32) + 5);
+        assert_eq!(
+            u.extend(u32::MAX - 1),
+            (u32::MAX - 1) as i64,
+            "reordered back over the wrap"
+        );
+    }
+}

@@ -1,0 +1,352 @@
+//! One graph consumer per (stream, query), shared by every RTSP session that
+//! plays it: each frame is packetized once, into a buffer already framed for
+//! TCP interleaving, and the same `Arc` goes to every session (DESIGN.md §4).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use camrouter_media::pay::{Framing, Packetizer, RtpPackets};
+use camrouter_media::CodecInfo;
+use camrouter_plugin_api::sdk::{Consumer, Host};
+use camrouter_plugin_api::{Direction, Media, MediaKind, Packet};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use crate::convert::to_info;
+
+/// Frames a session may have queued before it counts as slow.
+pub const SESSION_QUEUE: usize = 512;
+const GOP_MAX_FRAMES: usize = 600;
+const GOP_MAX_BYTES: usize = 16 << 20;
+
+/// One packetized frame, shared by all sessions.
+pub struct OutFrame {
+    pub track: usize,
+    pub keyframe: bool,
+    /// Interleaved with channel `2 * track`.
+    pub rtp: RtpPackets,
+}
+
+/// A negotiated track as the server describes it in its SDP.
+pub struct TrackOut {
+    pub media: Media,
+    pub info: CodecInfo,
+    pub payload_type: u8,
+    packetizer: Mutex<Packetizer>,
+}
+
+#[derive(Default)]
+pub struct Tracks {
+    pub list: Vec<TrackOut>,
+    /// Graph (consumer) track index → index in `list`.
+    by_graph: Vec<Option<usize>>,
+}
+
+#[derive(Clone)]
+pub enum FeedState {
+    Pending,
+    Ready,
+    Failed(String),
+}
+
+pub struct Feed {
+    key: String,
+    host: Host,
+    pub consumer_id: AtomicU64,
+    state: watch::Sender<FeedState>,
+    tracks: Mutex<Arc<Tracks>>,
+    fanout: Mutex<Fanout>,
+    feeds: Weak<Feeds>,
+}
+
+#[derive(Default)]
+struct Fanout {
+    sessions: Vec<Arc<SessionQueue>>,
+    gop: Vec<Arc<OutFrame>>,
+    gop_bytes: usize,
+}
+
+/// A session's bounded queue. A full queue means a slow client: frames are
+/// dropped until the next video keyframe, counted, and the producer never waits.
+pub struct SessionQueue {
+    tx: mpsc::Sender<Arc<OutFrame>>,
+    has_video: bool,
+    dropping: AtomicBool,
+    pub dropped: AtomicU64,
+}
+
+impl SessionQueue {
+    pub fn new(has_video: bool) -> (Arc<SessionQueue>, mpsc::Receiver<Arc<OutFrame>>) {
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        (
+            Arc::new(SessionQueue {
+                tx,
+                has_video,
+                dropping: AtomicBool::new(false),
+                dropped: AtomicU64::new(0),
+            }),
+            rx,
+        )
+    }
+
+    fn push(&self, frame: &Arc<OutFrame>, is_video: bool) {
+        if self.dropping.load(Ordering::Relaxed) {
+            let resume = !self.has_video || (is_video && frame.keyframe);
+            if !resume {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        match self.tx.try_send(frame.clone()) {
+            Ok(()) => self.dropping.store(false, Ordering::Relaxed),
+            Err(_) => {
+                self.dropping.store(true, Ordering::Relaxed);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// All feeds of the server, by stream and query.
+pub struct Feeds {
+    host: Host,
+    map: Mutex<HashMap<String, Weak<Feed>>>,
+    me: Weak<Feeds>,
+    mtu: usize,
+}
+
+fn payload_type(info: &CodecInfo, index: usize) -> u8 {
+    use camrouter_media::CodecName::*;
+    match (info.name, info.clock_rate) {
+        (Pcmu, 8000) => 0,
+        (Pcma, 8000) => 8,
+        (Mjpeg, _) => 26,
+        _ => 96 + index as u8,
+    }
+}
+
+impl Feeds {
+    pub fn new(host: Host, mtu: usize) -> Arc<Feeds> {
+        Arc::new_cyclic(|me| Feeds {
+            host,
+            map: Mutex::default(),
+            me: me.clone(),
+            mtu,
+        })
+    }
+
+    /// The feed for a stream and query, shared when another session has it.
+    pub fn get(&self, stream: &str, query: &str, remote: &str) -> Arc<Feed> {
+        let key = format!("{stream}?{query}");
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = map.get(&key).and_then(Weak::upgrade) {
+            return f;
+        }
+        let feed = Arc::new(Feed {
+            key: key.clone(),
+            host: self.host.clone(),
+            consumer_id: AtomicU64::new(0),
+            state: watch::Sender::new(FeedState::Pending),
+            tracks: Mutex::new(Arc::default()),
+            fanout: Mutex::default(),
+            feeds: self.me.clone(),
+        });
+        map.insert(key, Arc::downgrade(&feed));
+        drop(map);
+        let consumer = FeedConsumer {
+            feed: Arc::downgrade(&feed),
+            mtu: self.mtu,
+        };
+        let info = json!({"format_name": "rtsp", "protocol": "rtsp+tcp", "remote_addr": remote});
+        let id = self.host.add_consumer(stream, query, info, consumer);
+        feed.consumer_id.store(id, Ordering::Relaxed);
+        feed
+    }
+}
+
+impl Feed {
+    /// Waits for negotiation; the tracks, or why there are none.
+    pub async fn ready(&self) -> Result<Arc<Tracks>, String> {
+        let mut rx = self.state.subscribe();
+        loop {
+            let s = rx.borrow_and_update().clone();
+            match s {
+                FeedState::Ready => return Ok(self.tracks()),
+                FeedState::Failed(e) => return Err(e),
+                FeedState::Pending => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err("feed gone".into());
+            }
+        }
+    }
+
+    pub fn tracks(&self) -> Arc<Tracks> {
+        self.tracks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Starts delivering to a session: the cached GOP first, then live frames,
+    /// with no gap and no duplicate (both under the fan-out lock).
+    pub fn subscribe(&self, queue: &Arc<SessionQueue>) {
+        let tracks = self.tracks();
+        let mut f = self.fanout.lock().unwrap_or_else(|e| e.into_inner());
+        for frame in &f.gop {
+            let video = tracks
+                .list
+                .get(frame.track)
+                .is_some_and(|t| t.media.kind == MediaKind::Video);
+            queue.push(frame, video);
+        }
+        f.sessions.push(queue.clone());
+    }
+
+    pub fn unsubscribe(&self, queue: &Arc<SessionQueue>) {
+        let mut f = self.fanout.lock().unwrap_or_else(|e| e.into_inner());
+        f.sessions.retain(|s| !Arc::ptr_eq(s, queue));
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.host
+            .remove_consumer(self.consumer_id.load(Ordering::Relaxed));
+        if let Some(feeds) = self.feeds.upgrade() {
+            let mut map = feeds.map.lock().unwrap_or_else(|e| e.into_inner());
+            if map.get(&self.key).is_some_and(|w| w.strong_count() == 0) {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+struct FeedConsumer {
+    feed: Weak<Feed>,
+    mtu: usize,
+}
+
+impl Consumer for FeedConsumer {
+    fn attached(&self, medias: Vec<Media>) {
+        let Some(feed) = self.feed.upgrade() else {
+            return;
+        };
+        let mut tracks = Vec::new();
+        for (i, m) in medias.into_iter().enumerate() {
+            // Our sessions only play; a microphone track (RecvOnly here) has
+            // no packets to send and is left out of the SDP.
+            if m.direction != Direction::SendOnly {
+                continue;
+            }
+            let Some(info) = m.codecs.first().and_then(to_info) else {
+                tracing::debug!(codec = %m.codecs.first().map(|c| c.name.to_string()).unwrap_or_default(), "rtsp: codec not supported by the server, skipped");
+                continue;
+            };
+            let pt = payload_type(&info, i);
+            let ssrc = rand_u32();
+            match Packetizer::new(&info, pt, ssrc, self.mtu) {
+                Ok(p) => tracks.push((
+                    i,
+                    TrackOut {
+                        media: m,
+                        info,
+                        payload_type: pt,
+                        packetizer: Mutex::new(p),
+                    },
+                )),
+                Err(e) => tracing::debug!("rtsp: track {i} skipped: {e}"),
+            }
+        }
+        if tracks.is_empty() {
+            feed.state.send_replace(FeedState::Failed(
+                "no codec the RTSP server can send".into(),
+            ));
+            return;
+        }
+        let max = tracks.iter().map(|(i, _)| *i).max().unwrap_or(0);
+        let mut by_graph = vec![None; max + 1];
+        for (n, (i, _)) in tracks.iter().enumerate() {
+            by_graph[*i] = Some(n);
+        }
+        *feed.tracks.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(Tracks {
+            list: tracks.into_iter().map(|(_, t)| t).collect(),
+            by_graph,
+        });
+        feed.state.send_replace(FeedState::Ready);
+    }
+
+    fn failed(&self, error: String) {
+        if let Some(feed) = self.feed.upgrade() {
+            feed.state.send_replace(FeedState::Failed(error));
+        }
+    }
+
+    fn packet(&self, track: u32, packet: &Packet) {
+        let Some(feed) = self.feed.upgrade() else {
+            return;
+        };
+        let tracks = feed.tracks();
+        let Some(idx) = tracks.by_graph.get(track as usize).copied().flatten() else {
+            return;
+        };
+        let Some(t) = tracks.list.get(idx) else {
+            return;
+        };
+        let mut rtp = RtpPackets::new(Framing::Interleaved((idx * 2) as u8));
+        {
+            let mut p = t.packetizer.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = p.packetize(&packet.payload, packet.pts as u32, &mut rtp) {
+                tracing::trace!("rtsp: packetize: {e}");
+                return;
+            }
+        }
+        let video = t.media.kind == MediaKind::Video;
+        let frame = Arc::new(OutFrame {
+            track: idx,
+            keyframe: packet.is_keyframe(),
+            rtp,
+        });
+        let mut f = feed.fanout.lock().unwrap_or_else(|e| e.into_inner());
+        if video {
+            if frame.keyframe {
+                f.gop.clear();
+                f.gop_bytes = 0;
+            }
+            if !f.gop.is_empty() || frame.keyframe {
+                f.gop_bytes += frame.rtp.bytes().len();
+                f.gop.push(frame.clone());
+                if f.gop.len() > GOP_MAX_FRAMES || f.gop_bytes > GOP_MAX_BYTES {
+                    f.gop.clear();
+                    f.gop_bytes = 0;
+                }
+            }
+        } else if !f.gop.is_empty() {
+            // Audio since the keyframe, so a new session starts in sync.
+            f.gop_bytes += frame.rtp.bytes().len();
+            f.gop.push(frame.clone());
+        }
+        for s in &f.sessions {
+            s.push(&frame, video);
+        }
+    }
+
+    fn closed(&self, reason: String) {
+        if let Some(feed) = self.feed.upgrade() {
+            feed.state.send_replace(FeedState::Failed(reason));
+            // Sessions end when their queues close.
+            feed.fanout
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .sessions
+                .clear();
+        }
+    }
+}
+
+pub fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    crate::random::fill(&mut b);
+    u32::from_be_bytes(b)
+}

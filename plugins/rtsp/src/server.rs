@@ -1,0 +1,612 @@
+//! The RTSP server (`rtsp.listen`, default `:8554`): plays streams to
+//! clients (TCP interleaved or UDP) and takes publishers (ANNOUNCE/RECORD).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use camrouter_media::depay::Depacketizer;
+use camrouter_media::rtp::RtpPacket;
+use camrouter_media::sdp::{write_session, Direction as SdpDirection, MediaDescription, Session};
+use camrouter_plugin_api::sdk::{Host, Source, SourceEvents};
+use camrouter_plugin_api::{Direction, Media, MediaKind, Packet, RArc, RVec, FLAG_KEYFRAME};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Notify};
+
+use crate::convert::sdp_media;
+use crate::feed::{Feed, Feeds, OutFrame, SessionQueue};
+use crate::proto::auth::{Credentials, ServerAuth};
+use crate::proto::codec::{Decoder, Item};
+use crate::proto::message::{Method, Request, Response};
+use crate::proto::server::{generate_session_id, Responder, SetupTransport};
+use crate::random;
+use crate::Config;
+
+const SERVER_NAME: &str = "camrouter";
+const SESSION_TIMEOUT: u32 = 60;
+
+pub struct Server {
+    pub host: Host,
+    pub config: Config,
+    pub feeds: Arc<Feeds>,
+    pub started: std::time::Instant,
+}
+
+pub async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                let s = server.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = serve(s, tcp, peer).await {
+                        tracing::debug!(remote = %peer, "rtsp: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("rtsp: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The stream name and query of a request URL: `rtsp://h:8554/cam?video`
+/// → (`cam`, `video`). A SETUP URL's `/trackID=N` is stripped by the caller.
+pub fn stream_of(uri: &str) -> (String, String) {
+    let rest = match uri.find("://") {
+        Some(i) => &uri[i + 3..],
+        None => uri,
+    };
+    let path = match rest.find('/') {
+        Some(i) => &rest[i + 1..],
+        None => "",
+    };
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let name = path.trim_end_matches('/');
+    (percent_decode(name), query.to_string())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() + 1 && i + 2 <= b.len() - 1 {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `.../trackID=N` → N (also `track=N`, `streamid=N`: what clients echo back
+/// is our own control, but be lenient).
+fn track_of(uri: &str) -> Option<usize> {
+    let last = uri.trim_end_matches('/').rsplit('/').next()?;
+    let (_, n) = last.split_once('=')?;
+    n.parse().ok()
+}
+
+enum Out {
+    Bytes(Vec<u8>),
+}
+
+/// Per-connection state.
+struct Conn {
+    server: Arc<Server>,
+    peer: SocketAddr,
+    responder: Responder,
+    nonce: Option<String>,
+    control: mpsc::UnboundedSender<Out>,
+    play: Option<Play>,
+    record: Option<Record>,
+    closing: Arc<Notify>,
+}
+
+struct Play {
+    feed: Arc<Feed>,
+    /// Our track index → how the client receives it.
+    transports: HashMap<usize, SetupTransport>,
+    queue: Option<Arc<SessionQueue>>,
+    udp: Option<Arc<UdpSocket>>,
+}
+
+struct Record {
+    events: SourceEvents,
+    medias: Vec<Media>,
+    depays: Vec<Option<Depacketizer>>,
+    /// Interleaved channel → media index.
+    channels: HashMap<u8, usize>,
+    started: bool,
+}
+
+/// An ingest producer: stopping it closes the publisher's connection.
+struct Publisher(Arc<Notify>);
+
+impl Source for Publisher {
+    fn stop(&self) {
+        self.0.notify_one();
+    }
+}
+
+async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
+    let (mut rd, wr) = tcp.into_split();
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    let (frames_tx, frames_rx) = mpsc::channel::<(Arc<OutFrame>, Vec<u8>)>(1);
+    drop(frames_tx);
+    let closing = Arc::new(Notify::new());
+    let mut conn = Conn {
+        server,
+        peer,
+        responder: Responder::new(SERVER_NAME),
+        nonce: None,
+        control: ctl_tx,
+        play: None,
+        record: None,
+        closing: closing.clone(),
+    };
+    let (play_tx, play_rx) = tokio::sync::oneshot::channel();
+    let writer = tokio::spawn(write_loop(wr, ctl_rx, play_rx));
+    drop(frames_rx);
+    let mut play_tx = Some(play_tx);
+    let mut decoder = Decoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let result = loop {
+        let n = tokio::select! {
+            r = rd.read(&mut buf) => r,
+            _ = closing.notified() => break Ok(()),
+        };
+        let n = match n {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
+        decoder.push(&buf[..n]);
+        while let Some(item) = decoder.poll() {
+            match item {
+                Ok(Item::Request(req)) => {
+                    let teardown = req.method == Method::Teardown;
+                    let (resp, start) = conn.handle(req).await;
+                    let _ = conn.control.send(Out::Bytes(resp.to_bytes()));
+                    if let Some(rx) = start {
+                        if let Some(tx) = play_tx.take() {
+                            let _ = tx.send(rx);
+                        }
+                    }
+                    if teardown {
+                        break;
+                    }
+                }
+                Ok(Item::Interleaved { channel, data }) => conn.on_interleaved(channel, &data),
+                Ok(Item::Response(_)) => {}
+                Err(e) => tracing::debug!(remote = %peer, "rtsp: {e}"),
+            }
+        }
+    };
+    conn.close();
+    drop(conn);
+    let _ = writer.await;
+    result
+}
+
+/// What a PLAY hands the writer: the session's frame queue and how to send.
+struct PlayOut {
+    frames: mpsc::Receiver<Arc<OutFrame>>,
+    transports: HashMap<usize, SetupTransport>,
+    udp: Option<(Arc<UdpSocket>, std::net::IpAddr)>,
+}
+
+/// The connection's only writer: responses, then (after PLAY) frames, one
+/// write per frame.
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut control: mpsc::UnboundedReceiver<Out>,
+    play: tokio::sync::oneshot::Receiver<PlayOut>,
+) {
+    let mut play = play;
+    let mut out: Option<PlayOut> = None;
+    let mut patched = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            c = control.recv() => {
+                let Some(Out::Bytes(b)) = c else { return };
+                if wr.write_all(&b).await.is_err() { return }
+            }
+            p = &mut play, if out.is_none() => {
+                match p {
+                    Ok(p) => out = Some(p),
+                    Err(_) => play = never(),
+                }
+            }
+            f = async { match out.as_mut() { Some(o) => o.frames.recv().await, None => std::future::pending().await } } => {
+                let Some(frame) = f else { return };
+                let Some(o) = out.as_ref() else { continue };
+                match o.transports.get(&frame.track) {
+                    Some(SetupTransport::Tcp { rtp_channel, .. }) => {
+                        let bytes = frame.rtp.bytes();
+                        let data: &[u8] = if *rtp_channel as usize == frame.track * 2 {
+                            bytes
+                        } else {
+                            // A client that chose its own channel ids: patch a copy.
+                            patched.clear();
+                            patched.extend_from_slice(bytes);
+                            for r in frame.rtp.ranges() {
+                                if r.start >= 3 {
+                                    patched[r.start - 3] = *rtp_channel;
+                                }
+                            }
+                            &patched
+                        };
+                        if wr.write_all(data).await.is_err() { return }
+                    }
+                    Some(SetupTransport::Udp { rtp_port, .. }) => {
+                        if let Some((sock, ip)) = &o.udp {
+                            let to = SocketAddr::new(*ip, *rtp_port);
+                            for p in frame.rtp.iter() {
+                                let _ = sock.send_to(p, to).await;
+                            }
+                        }
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+fn never() -> tokio::sync::oneshot::Receiver<PlayOut> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::mem::forget(tx);
+    rx
+}
+
+impl Conn {
+    fn is_local(&self) -> bool {
+        self.peer.ip().is_loopback()
+    }
+
+    /// `None` when the request may go on; else the 401 to answer.
+    fn check_auth(&mut self, req: &Request) -> Option<Response> {
+        let cfg = &self.server.config;
+        if cfg.username.is_empty() || (self.is_local() && !cfg.local_auth) {
+            return None;
+        }
+        let auth = ServerAuth::new(
+            "camrouter",
+            Credentials::new(cfg.username.clone(), cfg.password.clone()),
+        );
+        let ok = auth
+            .verify(
+                req.headers.get("Authorization"),
+                req.method.as_str(),
+                self.nonce.as_deref(),
+            )
+            .is_ok();
+        if ok {
+            return None;
+        }
+        let nonce = self.nonce.get_or_insert_with(|| random::hex(16)).clone();
+        Some(
+            self.responder
+                .unauthorized(req, &auth.challenges(Some(&nonce))),
+        )
+    }
+
+    async fn handle(&mut self, req: Request) -> (Response, Option<PlayOut>) {
+        if let Err(e) = self.responder.validate(&req) {
+            return (self.responder.error(&req, &e), None);
+        }
+        if req.method == Method::Options {
+            return (self.responder.options(&req), None);
+        }
+        if let Some(r) = self.check_auth(&req) {
+            return (r, None);
+        }
+        if let Err(e) = self.responder.check_session(&req) {
+            return (self.responder.error(&req, &e), None);
+        }
+        match req.method {
+            Method::Describe => (self.describe(&req).await, None),
+            Method::Announce => (self.announce(&req), None),
+            Method::Setup => (self.setup(&req).await, None),
+            Method::Play => self.play(&req),
+            Method::Record => (self.start_record(&req), None),
+            Method::Teardown | Method::GetParameter | Method::SetParameter | Method::Pause => {
+                (self.responder.respond(&req, 200), None)
+            }
+            _ => (self.responder.respond(&req, 501), None),
+        }
+    }
+
+    async fn describe(&mut self, req: &Request) -> Response {
+        let (name, query) = stream_of(&req.uri);
+        let host = &self.server.host;
+        if !host.stream_exists(&name) {
+            return self.responder.respond(req, 404);
+        }
+        let query = if query.is_empty() {
+            self.server.config.default_query.clone()
+        } else {
+            query
+        };
+        let feed = self.server.feeds.get(&name, &query, &self.peer.to_string());
+        let tracks = match feed.ready().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(stream = %name, remote = %self.peer, "rtsp: {e}");
+                return self.responder.respond(req, 404);
+            }
+        };
+        let controls: Vec<String> = (0..tracks.list.len())
+            .map(|i| format!("trackID={i}"))
+            .collect();
+        let descs: Vec<MediaDescription> = tracks
+            .list
+            .iter()
+            .zip(&controls)
+            .map(|(t, c)| MediaDescription {
+                codec: &t.info,
+                payload_type: t.payload_type,
+                control: c,
+                direction: SdpDirection::SendOnly,
+            })
+            .collect();
+        let sdp = match write_session(SERVER_NAME, &descs) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(stream = %name, "rtsp: sdp: {e}");
+                return self.responder.respond(req, 500);
+            }
+        };
+        self.play = Some(Play {
+            feed,
+            transports: HashMap::new(),
+            queue: None,
+            udp: None,
+        });
+        let base = format!(
+            "{}/",
+            req.uri
+                .split('?')
+                .next()
+                .unwrap_or(&req.uri)
+                .trim_end_matches('/')
+        );
+        self.responder
+            .respond(req, 200)
+            .with_header("Content-Base", base)
+            .with_header("Content-Type", "application/sdp")
+            .with_body(sdp.into_bytes())
+    }
+
+    fn ensure_session(&mut self) {
+        if self.responder.session.is_none() {
+            let mut b = [0u8; 8];
+            random::fill(&mut b);
+            let id = generate_session_id(&b).unwrap_or_else(|_| random::hex(8));
+            self.responder.ensure_session(id, SESSION_TIMEOUT);
+        }
+    }
+
+    async fn setup(&mut self, req: &Request) -> Response {
+        let track = track_of(&req.uri).unwrap_or(0);
+        if let Some(rec) = &mut self.record {
+            let next = (track * 2) as u8;
+            let (t, reply) = match self.responder.parse_setup(req, next) {
+                Ok(x) => x,
+                Err(e) => return self.responder.error(req, &e),
+            };
+            match t {
+                SetupTransport::Tcp { rtp_channel, .. } => {
+                    rec.channels.insert(rtp_channel, track);
+                }
+                SetupTransport::Udp { .. } => {
+                    return self.responder.respond(req, 461);
+                }
+            }
+            self.ensure_session();
+            return self
+                .responder
+                .respond(req, 200)
+                .with_header("Transport", reply.to_string());
+        }
+        let Some(play) = &mut self.play else {
+            return self.responder.respond(req, 455);
+        };
+        if track >= play.feed.tracks().list.len() {
+            return self.responder.respond(req, 404);
+        }
+        let (t, mut reply) = match self.responder.parse_setup(req, (track * 2) as u8) {
+            Ok(x) => x,
+            Err(e) => return self.responder.error(req, &e),
+        };
+        if let SetupTransport::Udp { .. } = t {
+            if play.udp.is_none() {
+                match UdpSocket::bind("0.0.0.0:0").await {
+                    Ok(s) => play.udp = Some(Arc::new(s)),
+                    Err(_) => return self.responder.respond(req, 500),
+                }
+            }
+            if let Some(port) = play
+                .udp
+                .as_ref()
+                .and_then(|u| u.local_addr().ok())
+                .map(|a| a.port())
+            {
+                reply.server_port = Some((port, Some(port)));
+            }
+        }
+        play.transports.insert(track, t);
+        self.ensure_session();
+        self.responder
+            .respond(req, 200)
+            .with_header("Transport", reply.to_string())
+    }
+
+    fn play(&mut self, req: &Request) -> (Response, Option<PlayOut>) {
+        let Some(play) = &mut self.play else {
+            return (self.responder.respond(req, 455), None);
+        };
+        if play.transports.is_empty() || play.queue.is_some() {
+            return (self.responder.respond(req, 455), None);
+        }
+        let tracks = play.feed.tracks();
+        let has_video = play.transports.keys().any(|i| {
+            tracks
+                .list
+                .get(*i)
+                .is_some_and(|t| t.media.kind == MediaKind::Video)
+        });
+        let (queue, rx) = SessionQueue::new(has_video);
+        play.feed.subscribe(&queue);
+        play.queue = Some(queue);
+        let out = PlayOut {
+            frames: rx,
+            transports: play.transports.clone(),
+            udp: play.udp.clone().map(|u| (u, self.peer.ip())),
+        };
+        (self.responder.respond(req, 200), Some(out))
+    }
+
+    fn announce(&mut self, req: &Request) -> Response {
+        let (name, _) = stream_of(&req.uri);
+        let host = self.server.host.clone();
+        if !host.stream_exists(&name) {
+            // go2rtc: publishing needs the stream in the config (it may have no sources).
+            return self.responder.respond(req, 404);
+        }
+        let sdp = String::from_utf8_lossy(&req.body).into_owned();
+        let session = match Session::parse(&sdp) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(stream = %name, remote = %self.peer, "rtsp: bad ANNOUNCE SDP: {e}");
+                return self.responder.respond(req, 400);
+            }
+        };
+        let mut medias = Vec::new();
+        let mut depays = Vec::new();
+        for m in &session.medias {
+            let Some(mut media) = sdp_media(m, 0) else {
+                continue;
+            };
+            // A publisher only sends.
+            media.direction = Direction::RecvOnly;
+            let depay = m
+                .formats
+                .first()
+                .and_then(|f| Depacketizer::for_format(f).ok());
+            medias.push(media);
+            depays.push(depay);
+        }
+        let info = json!({
+            "format_name": "rtsp",
+            "protocol": "rtsp+tcp",
+            "remote_addr": self.peer.to_string(),
+            "url": req.uri.clone(),
+            "user_agent": req.headers.get("User-Agent").unwrap_or(""),
+        });
+        let events = match host.add_producer(&name, info, Publisher(self.closing.clone())) {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(stream = %name, "rtsp: publish: {e}");
+                return self.responder.respond(req, 404);
+            }
+        };
+        tracing::debug!(stream = %name, remote = %self.peer, "rtsp: publisher announced");
+        self.record = Some(Record {
+            events,
+            medias,
+            depays,
+            channels: HashMap::new(),
+            started: false,
+        });
+        self.responder.respond(req, 200)
+    }
+
+    fn start_record(&mut self, req: &Request) -> Response {
+        let Some(rec) = &mut self.record else {
+            return self.responder.respond(req, 455);
+        };
+        if !rec.started {
+            rec.started = true;
+            rec.events.medias(rec.medias.clone());
+        }
+        self.responder.respond(req, 200)
+    }
+
+    fn on_interleaved(&mut self, channel: u8, data: &[u8]) {
+        let Some(rec) = &mut self.record else { return };
+        let Some(&idx) = rec.channels.get(&channel) else {
+            return;
+        };
+        let Some(Some(depay)) = rec.depays.get_mut(idx) else {
+            return;
+        };
+        let Ok(pkt) = RtpPacket::parse(data) else {
+            return;
+        };
+        if depay.push(&pkt).is_err() {
+            return;
+        }
+        let now = self.server.started.elapsed().as_micros() as u64;
+        while let Some(f) = depay.pop() {
+            let mut flags = if f.keyframe { FLAG_KEYFRAME } else { 0 };
+            if f.discontinuity {
+                flags |= camrouter_plugin_api::FLAG_DISCONTINUITY;
+            }
+            rec.events.packet(&Packet {
+                track: idx as u32,
+                flags,
+                pts: f.timestamp as i64,
+                dts: f.timestamp as i64,
+                received_at_us: now,
+                payload: RArc::new(RVec::from(f.data)),
+            });
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(play) = self.play.take() {
+            if let Some(q) = &play.queue {
+                play.feed.unsubscribe(q);
+            }
+        }
+        if let Some(rec) = self.record.take() {
+            rec.events.closed("publisher disconnected");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_from_urls() {
+        assert_eq!(
+            stream_of("rtsp://127.0.0.1:8554/cam"),
+            ("cam".into(), "".into())
+        );
+        assert_eq!(
+            stream_of("rtsp://h:8554/cam/?video=h264&audio"),
+            ("cam".into(), "video=h264&audio".into())
+        );
+        assert_eq!(stream_of("rtsp://h/my%20cam"), ("my cam".into(), "".into()));
+        assert_eq!(track_of("rtsp://h:8554/cam/trackID=1"), Some(1));
+        assert_eq!(track_of("rtsp://h:8554/cam"), None);
+    }
+}
