@@ -253,6 +253,98 @@ pub fn ntp_from_unix(since_unix_epoch: std::time::Duration) -> u64 {
     (secs << 32) | frac
 }
 
+/// Reception statistics for one source, to fill a receiver report block
+/// (RFC 3550 6.4.1, A.3 loss, A.8 jitter). Sans-IO: the caller passes
+/// arrival times (RTP clock units for jitter, a monotonic `Duration` for
+/// the SR delay).
+#[derive(Debug, Clone, Default)]
+pub struct ReceiverStats {
+    ssrc: u32,
+    started: bool,
+    base_seq: u32,
+    max_seq: u16,
+    cycles: u32,
+    received: u32,
+    expected_prior: u32,
+    received_prior: u32,
+    last_transit: Option<u32>,
+    /// Jitter scaled by 16 (A.8 integer form).
+    jitter16: u64,
+    last_sr: u32,
+    last_sr_at: Option<std::time::Duration>,
+}
+
+impl ReceiverStats {
+    /// Count one RTP packet. `arrival` is the arrival time converted to the
+    /// stream's RTP clock (any origin; only differences matter).
+    pub fn on_rtp(&mut self, seq: u16, rtp_timestamp: u32, ssrc: u32, arrival: u32) {
+        if !self.started || ssrc != self.ssrc {
+            *self = ReceiverStats {
+                ssrc,
+                started: true,
+                base_seq: u32::from(seq),
+                max_seq: seq,
+                ..Default::default()
+            };
+        }
+        let delta = seq.wrapping_sub(self.max_seq);
+        if delta != 0 && delta < 0x8000 {
+            if seq < self.max_seq {
+                self.cycles = self.cycles.wrapping_add(1 << 16);
+            }
+            self.max_seq = seq;
+        }
+        self.received = self.received.wrapping_add(1);
+        // A.8: J += (|D| - J) / 16, kept as 16 * J.
+        let transit = arrival.wrapping_sub(rtp_timestamp);
+        if let Some(last) = self.last_transit {
+            let d = u64::from((transit.wrapping_sub(last) as i32).unsigned_abs());
+            let j = self.jitter16;
+            self.jitter16 = (j + d).saturating_sub((j + 8) >> 4);
+        }
+        self.last_transit = Some(transit);
+    }
+
+    /// Remember a sender report from this source for LSR/DLSR.
+    pub fn on_sender_report(&mut self, sr: &SenderReport, now: std::time::Duration) {
+        self.last_sr = sr.lsr();
+        self.last_sr_at = Some(now);
+    }
+
+    /// Build the report block for the next RR (None before any packet).
+    pub fn report_block(&mut self, now: std::time::Duration) -> Option<ReportBlock> {
+        if !self.started {
+            return None;
+        }
+        let extended = self.cycles.wrapping_add(u32::from(self.max_seq));
+        let expected = extended.wrapping_sub(self.base_seq).wrapping_add(1);
+        let lost = i64::from(expected) - i64::from(self.received);
+        let expected_interval = expected.wrapping_sub(self.expected_prior);
+        let received_interval = self.received.wrapping_sub(self.received_prior);
+        self.expected_prior = expected;
+        self.received_prior = self.received;
+        let lost_interval = i64::from(expected_interval) - i64::from(received_interval);
+        let fraction_lost = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / i64::from(expected_interval)).min(255) as u8
+        };
+        let dlsr = self.last_sr_at.map_or(0, |at| {
+            let d = now.saturating_sub(at);
+            ((d.as_micros() << 16) / 1_000_000).min(u128::from(u32::MAX)) as u32
+        });
+        Some(ReportBlock {
+            ssrc: self.ssrc,
+            fraction_lost,
+            cumulative_lost: lost.clamp(-0x80_0000, 0x7F_FFFF) as i32,
+            highest_seq: extended,
+            jitter: u32::try_from(self.jitter16 >> 4).unwrap_or(u32::MAX),
+            last_sr: self.last_sr,
+            delay_since_last_sr: dlsr,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +418,34 @@ mod tests {
         let t = ntp_from_unix(std::time::Duration::from_millis(1500));
         assert_eq!(t >> 32, 2_208_988_801);
         assert_eq!(t & 0xFFFF_FFFF, 0x8000_0000);
+    }
+
+    #[test]
+    fn receiver_stats() {
+        use std::time::Duration;
+        let mut st = ReceiverStats::default();
+        assert!(st.report_block(Duration::ZERO).is_none());
+        // 65534, 65535, (0 lost), 1, 2: wraps, one lost; constant transit.
+        for (i, seq) in [65534u16, 65535, 1, 2].into_iter().enumerate() {
+            st.on_rtp(seq, i as u32 * 160, 5, 1000 + i as u32 * 160);
+        }
+        let sr = SenderReport {
+            ntp_timestamp: 0x0000_1234_5678_0000,
+            ..Default::default()
+        };
+        st.on_sender_report(&sr, Duration::from_secs(10));
+        let b = st.report_block(Duration::from_millis(10_500)).unwrap();
+        assert_eq!(b.ssrc, 5);
+        assert_eq!(b.highest_seq, 65536 + 2);
+        assert_eq!(b.cumulative_lost, 1);
+        assert_eq!(b.fraction_lost, 51); // 1/5 of 256
+        assert_eq!(b.jitter, 0);
+        assert_eq!(b.last_sr, 0x1234_5678);
+        assert_eq!(b.delay_since_last_sr, 0x8000);
+        // No new loss in the next interval.
+        st.on_rtp(3, 640, 5, 1000 + 640 + 1600);
+        let b = st.report_block(Duration::from_secs(11)).unwrap();
+        assert_eq!(b.fraction_lost, 0);
+        assert_eq!(b.jitter, 100);
     }
 }

@@ -398,6 +398,26 @@ fn jpeg_default_tables_and_loss() {
     assert!(out.is_empty());
     let out = depacketize(&mut d, &[rtp(6, 18, true, &p2)]);
     assert!(out[0].discontinuity);
+    // Q=255 with a table length that is not whole tables: an error.
+    let mut bad = vec![0, 0, 0, 0, 1, 255, 40, 30, 0, 0, 0, 10];
+    bad.extend_from_slice(&[9; 20]);
+    assert!(d
+        .push(&RtpPacket::parse(&rtp(7, 27, true, &bad)).unwrap())
+        .is_err());
+    // Q=200 tables are cached and may be omitted from later images.
+    let mut with = vec![0, 0, 0, 0, 0, 200, 40, 30, 0, 0, 0, 128];
+    with.extend_from_slice(&[7; 128]);
+    with.push(0xAB);
+    let without = [0, 0, 0, 0, 0, 200, 40, 30, 0, 0, 0, 0, 0xCD];
+    let out = depacketize(
+        &mut d,
+        &[rtp(8, 36, true, &with), rtp(9, 45, true, &without)],
+    );
+    assert_eq!(out.len(), 2);
+    let a = parse_jpeg(&out[1].data).unwrap();
+    assert_eq!(a.params.qtables, [7; 128]);
+    assert_eq!(a.params.kind, 0);
+    assert_eq!(a.scan, [0xCD]);
 }
 
 #[test]

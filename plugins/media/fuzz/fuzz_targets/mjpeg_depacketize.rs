@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
             let parsed = parse_jpeg(&f.data).expect("rebuilt JPEG must parse");
             assert!(parsed.standard_huffman);
             let mut out = RtpPackets::new(Framing::Datagram);
-            pay.packetize(&f.data, 0, &mut out).expect("rebuilt JPEG must packetize");
+            pay.packetize(&f.data, 0, &mut out)
+                .expect("rebuilt JPEG must packetize");
         }
     }
 });

@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
         .write(&mut v);
         v.extend_from_slice(p.payload);
         let q = RtpPacket::parse(&v).unwrap();
-        assert_eq!((q.sequence, q.timestamp, q.payload), (p.sequence, p.timestamp, p.payload));
+        assert_eq!(
+            (q.sequence, q.timestamp, q.payload),
+            (p.sequence, p.timestamp, p.payload)
+        );
     }
     let _ = parse_compound(data);
 });

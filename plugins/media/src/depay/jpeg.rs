@@ -197,7 +197,11 @@ impl JpegDepacketizer {
         let mut need = 0;
         let mut count = 0;
         while need < len && count < 4 {
-            need += if precision & (1 << count) != 0 { 128 } else { 64 };
+            need += if precision & (1 << count) != 0 {
+                128
+            } else {
+                64
+            };
             count += 1;
         }
         if need != len {

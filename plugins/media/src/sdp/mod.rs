@@ -39,8 +39,10 @@ impl MediaType {
     }
 }
 
-/// Media direction attribute (RFC 4566 6), from the SDP author's side:
-/// a camera's ONVIF backchannel is `RecvOnly` (the camera receives).
+/// Media direction attribute (RFC 4566 6) exactly as written. Cameras
+/// use the client's point of view: Dahua/Amcrest/Hikvision mark the media
+/// they send `a=recvonly` (the client receives) and the ONVIF audio
+/// backchannel `a=sendonly` (the client sends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
     /// `a=sendrecv` (the default).
