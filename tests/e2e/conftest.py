@@ -35,8 +35,16 @@ class Server:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.rtsp_port = free_port()
+        self.rtsp_url = f"rtsp://127.0.0.1:{self.rtsp_port}"
+        # Tests listen on 127.0.0.1 only: the RTSP server too, unless the
+        # test configures it itself.
+        if "\nrtsp:" not in "\n" + config:
+            config += "rtsp:\n  listen: 127.0.0.1:{rtsp}\n"
         self.config_path = workdir / "camrouter.yaml"
-        self.config_path.write_text(config.replace("{port}", str(self.port)))
+        self.config_path.write_text(
+            config.replace("{port}", str(self.port)).replace("{rtsp}", str(self.rtsp_port))
+        )
         self.args = list(args)
         for d in plugin_dirs:
             self.args += ["--plugins", str(d)]

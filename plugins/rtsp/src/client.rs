@@ -16,7 +16,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::convert::{sdp_media, to_info};
-use crate::proto::client::{Client, ClientConfig, ClientEvent, MediaSetup};
+use crate::proto::client::{Client, ClientConfig, ClientError, ClientEvent, MediaSetup};
+use crate::proto::message::Method;
 use crate::proto::url::{join_control, RtspUrl};
 use crate::random;
 
@@ -83,9 +84,21 @@ pub fn start(opts: Options, events: SourceEvents, rt: &tokio::runtime::Handle) -
     let (stop_tx, stop_rx) = oneshot::channel();
     let (bc_tx, bc_rx) = mpsc::channel(BACKCHANNEL_QUEUE);
     rt.spawn(async move {
-        let reason = match run(&opts, &events, stop_rx, bc_rx).await {
-            Ok(()) => return,
-            Err(e) => e,
+        let mut stop_rx = stop_rx;
+        let mut bc_rx = bc_rx;
+        let mut backchannel = opts.backchannel;
+        let reason = loop {
+            match run(&opts, backchannel, &events, &mut stop_rx, &mut bc_rx).await {
+                Ok(()) => return,
+                // Cameras without ONVIF backchannel refuse the `Require`
+                // (551, or 400/501 from stricter ones): ask again without it,
+                // as go2rtc does.
+                Err(Failure::DescribeRefused(e)) if backchannel => {
+                    tracing::debug!("rtsp: {e}; retrying without backchannel");
+                    backchannel = false;
+                }
+                Err(Failure::DescribeRefused(e)) | Err(Failure::Other(e)) => break e,
+            }
         };
         events.closed(&reason);
     });
@@ -141,16 +154,45 @@ async fn connect(url: &RtspUrl, timeout: Duration) -> Result<Box<dyn Io>, String
     Ok(Box::new(tcp))
 }
 
+enum Failure {
+    DescribeRefused(String),
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Other(s)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(s: &str) -> Self {
+        Failure::Other(s.to_string())
+    }
+}
+
+fn client_error(e: ClientError) -> Failure {
+    match &e {
+        ClientError::Status {
+            method: Method::Describe,
+            status,
+            ..
+        } if *status != 401 && *status != 404 => Failure::DescribeRefused(format!("rtsp: {e}")),
+        _ => Failure::Other(format!("rtsp: {e}")),
+    }
+}
+
 async fn run(
     opts: &Options,
+    backchannel: bool,
     events: &SourceEvents,
-    mut stop_rx: oneshot::Receiver<()>,
-    mut bc_rx: mpsc::Receiver<(u32, Packet)>,
-) -> Result<(), String> {
+    stop_rx: &mut oneshot::Receiver<()>,
+    bc_rx: &mut mpsc::Receiver<(u32, Packet)>,
+) -> Result<(), Failure> {
     let url = RtspUrl::parse(&opts.url).map_err(|e| format!("rtsp: {e}"))?;
     let mut io = connect(&url, opts.timeout).await?;
     let mut cfg = ClientConfig::play(opts.url.clone());
-    cfg.backchannel = opts.backchannel;
+    cfg.backchannel = backchannel;
     cfg.cnonce = random::hex(8);
     let mut client = Client::new(cfg).map_err(|e| format!("rtsp: {e}"))?;
     let started = Instant::now();
@@ -190,8 +232,8 @@ async fn run(
                         if opts.media.as_deref().is_some_and(|want| want != kind) {
                             continue;
                         }
-                        let backchannel = m.direction == SdpDirection::SendOnly;
-                        if backchannel && !opts.backchannel {
+                        let is_backchannel = m.direction == SdpDirection::SendOnly;
+                        if is_backchannel && !backchannel {
                             continue;
                         }
                         let Some(media) = sdp_media(m, 0) else {
@@ -206,7 +248,7 @@ async fn run(
                             unwrap: Unwrap::default(),
                             pay: None,
                         };
-                        if backchannel {
+                        if is_backchannel {
                             let info = media.codecs.first().and_then(to_info);
                             let Some(info) = info else { continue };
                             let Ok(p) = Packetizer::new(
@@ -286,7 +328,7 @@ async fn run(
                     }
                 }
                 ClientEvent::Redirect { location } => {
-                    return Err(format!("rtsp: redirected to {location} (not followed)"));
+                    return Err(format!("rtsp: redirected to {location} (not followed)").into());
                 }
                 ClientEvent::DecodeError(e) => tracing::debug!("rtsp: {e}"),
                 ClientEvent::KeepaliveFailed { method, status, .. } => {
@@ -310,7 +352,7 @@ async fn run(
             .map(|t| started + Duration::from_millis(t))
             .unwrap_or(deadline);
         tokio::select! {
-            _ = &mut stop_rx => {
+            _ = &mut *stop_rx => {
                 client.teardown();
                 while let Some(bytes) = client.poll_transmit() {
                     let _ = tokio::time::timeout(Duration::from_millis(200), io.write_all(&bytes)).await;
@@ -325,11 +367,11 @@ async fn run(
                 if !playing {
                     last_data = Instant::now();
                 }
-                client.feed(&buf[..n]).map_err(|e| format!("rtsp: {e}"))?;
+                client.feed(&buf[..n]).map_err(client_error)?;
             }
             _ = tokio::time::sleep_until(keepalive.min(deadline).into()) => {
                 if Instant::now() >= deadline {
-                    return Err(format!("rtsp: no data for {}s", silence.as_secs()));
+                    return Err(format!("rtsp: no data for {}s", silence.as_secs()).into());
                 }
                 client.handle_timeout(now_ms());
             }

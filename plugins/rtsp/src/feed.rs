@@ -34,6 +34,8 @@ pub struct TrackOut {
     pub info: CodecInfo,
     pub payload_type: u8,
     packetizer: Mutex<Packetizer>,
+    /// Set after the first packetization error, so it is logged once.
+    warned: AtomicBool,
 }
 
 #[derive(Default)]
@@ -254,6 +256,7 @@ impl Consumer for FeedConsumer {
                         info,
                         payload_type: pt,
                         packetizer: Mutex::new(p),
+                        warned: AtomicBool::new(false),
                     },
                 )),
                 Err(e) => tracing::debug!("rtsp: track {i} skipped: {e}"),
@@ -298,7 +301,9 @@ impl Consumer for FeedConsumer {
         {
             let mut p = t.packetizer.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = p.packetize(&packet.payload, packet.pts as u32, &mut rtp) {
-                tracing::trace!("rtsp: packetize: {e}");
+                if !t.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(stream = %feed.key, "rtsp: cannot send {} over RTP: {e}", t.info.name.go2rtc_name());
+                }
                 return;
             }
         }

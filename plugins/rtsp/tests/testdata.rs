@@ -348,7 +348,7 @@ fn axis_absolute_control() {
 fn amcrest_backchannel_describe() {
     let o = run_both("amcrest_backchannel_describe.txt");
     for r in &o.requests {
-        let want = matches!(r.method, Method::Describe | Method::Setup);
+        let want = matches!(r.method, Method::Describe | Method::Setup | Method::Play);
         assert_eq!(
             r.headers.get("Require") == Some("www.onvif.org/ver20/backchannel"),
             want,

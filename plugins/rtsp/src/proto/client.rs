@@ -589,7 +589,13 @@ impl Client {
 
     fn send_play_or_record(&mut self) {
         let uri = self.presentation_url();
-        let extra = vec![("Range".to_string(), Range::from_start().to_string())];
+        // No `Range: npt=0.000-`: live cameras gain nothing from it, and some
+        // (GStreamer's ONVIF server) try to seek their live pipeline and
+        // answer 503. go2rtc sends none either.
+        let mut extra = Vec::new();
+        if self.config.backchannel {
+            extra.push(("Require".to_string(), BACKCHANNEL_REQUIRE.to_string()));
+        }
         if matches!(self.config.mode, Mode::Record { .. }) {
             self.state = State::Record;
             self.send(Purpose::Record, Method::Record, uri, extra, Vec::new());
@@ -949,7 +955,7 @@ mod tests {
             (r.method.clone(), r.uri.as_str()),
             (Method::Play, "rtsp://cam/live/")
         );
-        assert_eq!(r.headers.get("Range"), Some("npt=0.000-"));
+        assert_eq!(r.headers.get("Range"), None, "no seek on live cameras");
         // RTCP before the PLAY reply.
         c.feed(b"$\x01\x00\x04\x80\xc8\x00\x01").unwrap();
         reply(

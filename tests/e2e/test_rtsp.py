@@ -1,0 +1,153 @@
+"""RTSP: camrouter between a real camera (GStreamer's RTSP server) and real
+players (ffprobe/ffmpeg)."""
+
+import json
+import subprocess
+import time
+
+from camera import camera_factory, send_backchannel  # noqa: F401
+from conftest import children_of, wait_until
+
+
+def probe(url, transport="tcp", timeout=30):
+    r = subprocess.run(
+        ["ffprobe", "-v", "error", "-rtsp_transport", transport, "-show_streams", "-of", "json", url],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["streams"]
+
+
+def reader(url, frames=50):
+    """An ffmpeg player that decodes `frames` video frames and prints one
+    line per frame (framemd5)."""
+    return subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
+         "-map", "0:v", "-frames:v", str(frames), "-f", "framemd5", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def frame_lines(out):
+    return [l for l in out.splitlines() if l and not l.startswith("#")]
+
+
+def test_restream_camera_with_digest_auth_to_five_readers(server_factory, camera_factory):
+    cam = camera_factory(user="admin", password="s3cret", auth="digest", audio="aac")
+    s = server_factory(f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    url = f"{s.rtsp_url}/cam"
+    streams = probe(url)
+    kinds = {st["codec_type"]: st for st in streams}
+    assert kinds["video"]["codec_name"] == "h264"
+    assert (kinds["video"]["width"], kinds["video"]["height"]) == (640, 360)
+    assert kinds["audio"]["codec_name"] == "aac"
+
+    readers = [reader(url) for _ in range(5)]
+    # While they play: one upstream session, one producer.
+    assert wait_until(lambda: len(s.get_json("/api/streams")["cam"]["consumers"]) >= 1, timeout=15)
+    listed = s.get_json("/api/streams")["cam"]
+    assert len(listed["producers"]) == 1
+    assert listed["producers"][0]["url"] == cam.url.replace("s3cret", "***")
+    for r in readers:
+        out, err = r.communicate(timeout=60)
+        assert r.returncode == 0, err
+        assert len(frame_lines(out)) == 50
+    # The probe and the five readers shared one upstream connection at a time.
+    assert cam.sessions() <= 2, cam.output()
+
+
+def test_udp_and_filters(server_factory, camera_factory):
+    cam = camera_factory(audio="pcma")
+    s = server_factory(f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    udp = probe(f"{s.rtsp_url}/cam", transport="udp")
+    assert sorted(st["codec_name"] for st in udp) == ["h264", "pcm_alaw"]
+    only_video = probe(f"{s.rtsp_url}/cam?video")
+    assert [st["codec_type"] for st in only_video] == ["video"]
+    both = probe(f"{s.rtsp_url}/cam?video&audio")
+    assert sorted(st["codec_type"] for st in both) == ["audio", "video"]
+
+
+def test_ingest_from_ffmpeg_publisher(server_factory, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=480x270:rate=25", "-f", "lavfi",
+         "-i", "sine=frequency=300:sample_rate=48000", "-t", "20", "-c:v", "libx264", "-g", "25",
+         "-c:a", "aac", str(clip)],
+        check=True, timeout=120,
+    )
+    s = server_factory("streams:\n  pushed:\napi:\n  listen: 127.0.0.1:{port}\n").start()
+    pub = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-i", str(clip), "-c", "copy", "-f", "rtsp",
+         "-rtsp_transport", "tcp", f"{s.rtsp_url}/pushed"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert wait_until(lambda: s.get_json("/api/streams")["pushed"]["producers"], timeout=15)
+        streams = probe(f"{s.rtsp_url}/pushed")
+        kinds = {st["codec_type"]: st for st in streams}
+        assert kinds["video"]["codec_name"] == "h264" and kinds["video"]["width"] == 480
+        assert kinds["audio"]["codec_name"] == "aac"
+        r = reader(f"{s.rtsp_url}/pushed", frames=25)
+        out, err = r.communicate(timeout=60)
+        assert r.returncode == 0, err
+        assert len(frame_lines(out)) == 25
+        prod = s.get_json("/api/streams")["pushed"]["producers"][0]
+        assert prod["format_name"] == "rtsp" and prod["remote_addr"].startswith("127.0.0.1:")
+    finally:
+        pub.kill()
+        pub.wait()
+    # The publisher left: its producer goes away.
+    assert wait_until(lambda: s.get_json("/api/streams")["pushed"]["producers"] == [], timeout=10)
+
+
+def test_ffmpeg_source_transcodes_from_a_stream(server_factory, camera_factory, tmp_path):
+    cam = camera_factory(audio="aac")
+    clip = tmp_path / "file.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi",
+         "-i", "sine=sample_rate=44100", "-t", "30", "-c:v", "libx264", "-c:a", "aac", str(clip)],
+        check=True, timeout=120,
+    )
+    s = server_factory(
+        f"streams:\n  cam: {cam.url}\n  cam_mjpeg: ffmpeg:cam#video=mjpeg\n"
+        f"  file: ffmpeg:{clip}#video=copy#audio=opus\napi:\n  listen: 127.0.0.1:{{port}}\n"
+    ).start()
+    mj = probe(f"{s.rtsp_url}/cam_mjpeg", timeout=60)
+    assert [st["codec_name"] for st in mj] == ["mjpeg"]
+    assert (mj[0]["width"], mj[0]["height"]) == (640, 360)
+    f = probe(f"{s.rtsp_url}/file", timeout=60)
+    assert sorted(st["codec_name"] for st in f) == ["h264", "opus"]
+
+
+def test_reader_survives_camera_restart(server_factory, camera_factory):
+    cam = camera_factory(audio="none", fps=25)
+    s = server_factory(f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    # 40 s of video at 25 fps: it can only finish if frames keep coming after the restart.
+    r = reader(f"{s.rtsp_url}/cam", frames=400)
+    time.sleep(0)  # let it connect; progress is checked below
+    assert wait_until(lambda: cam.plays() >= 1, timeout=20)
+    cam.restart()
+    out, err = r.communicate(timeout=90)
+    assert r.returncode == 0, err
+    assert len(frame_lines(out)) == 400
+    assert cam.sessions(all_runs=True) >= 2, "camrouter reconnected to the camera"
+
+
+def test_two_way_audio_to_onvif_camera(server_factory, camera_factory, tmp_path):
+    cam = camera_factory(audio="pcmu", backchannel=True)
+    tone = tmp_path / "tone.wav"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000",
+         "-t", "10", "-c:a", "pcm_s16le", str(tone)],
+        check=True, timeout=60,
+    )
+    s = server_factory(f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    info = s.get_json("/api/streams?src=cam&video=all&audio=all&microphone")
+    assert "audio, sendonly, PCMU/8000" in info["producers"][0]["medias"]
+    status, body, _ = s.request("POST", f"/api/streams?dst=cam&src=ffmpeg:{tone}%23audio=pcmu")
+    assert status == 200, body
+    out = cam.backchannel_file
+    assert wait_until(lambda: out.exists() and out.stat().st_size > 8000, timeout=30), s.output()[-3000:]
+    status, _, _ = s.request("POST", "/api/streams?dst=cam&src=")
+    assert status == 200
+    assert wait_until(lambda: children_of(s.proc.pid) == [], timeout=15)
