@@ -2,6 +2,7 @@
 //! built command, either publishing into our RTSP server (`{output}`) or
 //! writing a container to stdout.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use camrouter_plugin_api::sdk::{Host, InitContext, Plugin, Source, SourceEvents};
@@ -11,9 +12,11 @@ use crate::hardware::{self, HardwareEngine};
 
 pub struct Ffmpeg {
     host: Host,
-    templates: Templates,
-    /// Probed in the background at start: `ffmpeg -version` and the
-    /// hardware encoders (the probe runs test encodes, which takes seconds).
+    templates: Arc<Templates>,
+    runtime: tokio::runtime::Handle,
+    /// `ffmpeg -version` and the hardware encoders, probed on first use (the
+    /// probe runs test encodes, which takes seconds; no process is started
+    /// for a config without `ffmpeg:` sources).
     probe: Arc<OnceLock<Probe>>,
 }
 
@@ -37,11 +40,14 @@ fn probe(bin: &str) -> Probe {
     Probe { version, hardware }
 }
 
-/// Nothing to stop: the exec source the URL redirects to owns the process.
-struct Redirected;
+/// Stopping before the command is built cancels the redirect; after it,
+/// the exec source the URL redirected to owns the process.
+struct Redirected(Arc<AtomicBool>);
 
 impl Source for Redirected {
-    fn stop(&self) {}
+    fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Plugin for Ffmpeg {
@@ -51,24 +57,11 @@ impl Plugin for Ffmpeg {
             .fact("log.ffmpeg")
             .unwrap_or_else(|| args::DEFAULT_LOG_LEVEL.to_string());
         let templates = Templates::from_config(&ctx.config, &level).map_err(|e| e.to_string())?;
-        let probe_cell = Arc::new(OnceLock::new());
-        let bin = templates.bin().to_string();
-        let cell = probe_cell.clone();
-        std::thread::Builder::new()
-            .name("ffmpeg-probe".into())
-            .spawn(move || {
-                let p = probe(&bin);
-                match (&p.version, &p.hardware) {
-                    (Some(v), hw) => tracing::debug!(version = %v.ffmpeg, hardware = ?hw.map(|h| h.to_string()), "ffmpeg found"),
-                    (None, _) => tracing::warn!(bin = %bin, "ffmpeg not found"),
-                }
-                let _ = cell.set(p);
-            })
-            .map_err(|e| e.to_string())?;
         Ok(Ffmpeg {
             host: ctx.host,
-            templates,
-            probe: probe_cell,
+            templates: Arc::new(templates),
+            runtime: ctx.runtime,
+            probe: Arc::new(OnceLock::new()),
         })
     }
 
@@ -79,25 +72,53 @@ impl Plugin for Ffmpeg {
     fn open_source(&self, url: &str, events: SourceEvents) -> Result<Box<dyn Source>, String> {
         let source = url
             .strip_prefix("ffmpeg:")
-            .ok_or("ffmpeg: not an ffmpeg: URL")?;
-        let probe = self.probe.get().cloned().unwrap_or_default();
-        let host = self.host.clone();
-        let stream_exists = move |name: &str| host.stream_exists(name);
-        let env = Env {
-            templates: &self.templates,
-            stream_exists: &stream_exists,
-            internal_rtsp: self.host.fact("rtsp.internal_url"),
-            hardware: probe.hardware,
-            libavformat: probe.version.as_ref().and_then(|v| v.libavformat),
-        };
-        let cmd = args::build(source, &env).map_err(|e| format!("ffmpeg: {e}"))?;
-        if !cmd.ignored.is_empty() {
-            tracing::debug!(params = %cmd.ignored.join(","), "ffmpeg: unknown #params ignored");
-        }
-        let exec = format!("exec:{cmd}");
-        tracing::debug!(cmd = %exec, "ffmpeg: command");
-        events.redirect(exec);
-        Ok(Box::new(Redirected))
+            .ok_or("ffmpeg: not an ffmpeg: URL")?
+            .to_string();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (host, templates, probe_cell) = (
+            self.host.clone(),
+            self.templates.clone(),
+            self.probe.clone(),
+        );
+        let stop = stopped.clone();
+        self.runtime.spawn_blocking(move || {
+            // The first source waits for the probe; later ones find it done.
+            let probe = probe_cell.get_or_init(|| {
+                let bin = templates.bin().to_string();
+                let p = probe(&bin);
+                match (&p.version, &p.hardware) {
+                    (Some(v), hw) => tracing::debug!(version = %v.ffmpeg, hardware = ?hw.map(|h| h.to_string()), "ffmpeg found"),
+                    (None, _) => tracing::warn!(bin = %bin, "ffmpeg not found"),
+                }
+                p
+            });
+            let h = host.clone();
+            let stream_exists = move |name: &str| h.stream_exists(name);
+            let env = Env {
+                templates: &templates,
+                stream_exists: &stream_exists,
+                internal_rtsp: host.fact("rtsp.internal_url"),
+                hardware: probe.hardware,
+                libavformat: probe.version.as_ref().and_then(|v| v.libavformat),
+            };
+            let cmd = match args::build(&source, &env) {
+                Ok(c) => c,
+                Err(e) => {
+                    events.closed(&format!("ffmpeg: {e}"));
+                    return;
+                }
+            };
+            if !cmd.ignored.is_empty() {
+                tracing::debug!(params = %cmd.ignored.join(","), "ffmpeg: unknown #params ignored");
+            }
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let exec = format!("exec:{cmd}");
+            tracing::debug!(cmd = %exec, "ffmpeg: command");
+            events.redirect(exec);
+        });
+        Ok(Box::new(Redirected(stopped)))
     }
 
     fn config_keys(&self) -> Vec<String> {
