@@ -11,12 +11,10 @@ use camrouter_media::CodecInfo;
 use camrouter_plugin_api::sdk::{Consumer, Host};
 use camrouter_plugin_api::{Direction, Media, MediaKind, Packet};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::convert::to_info;
 
-/// Frames a session may have queued before it counts as slow.
-pub const SESSION_QUEUE: usize = 512;
 const GOP_MAX_FRAMES: usize = 600;
 const GOP_MAX_BYTES: usize = 16 << 20;
 
@@ -64,50 +62,15 @@ pub struct Feed {
 
 #[derive(Default)]
 struct Fanout {
-    sessions: Vec<Arc<SessionQueue>>,
+    sessions: Vec<Arc<dyn FrameSink>>,
     gop: Vec<Arc<OutFrame>>,
     gop_bytes: usize,
 }
 
-/// A session's bounded queue. A full queue means a slow client: frames are
-/// dropped until the next video keyframe, counted, and the producer never waits.
-pub struct SessionQueue {
-    tx: mpsc::Sender<Arc<OutFrame>>,
-    has_video: bool,
-    dropping: AtomicBool,
-    pub dropped: AtomicU64,
-}
-
-impl SessionQueue {
-    pub fn new(has_video: bool) -> (Arc<SessionQueue>, mpsc::Receiver<Arc<OutFrame>>) {
-        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        (
-            Arc::new(SessionQueue {
-                tx,
-                has_video,
-                dropping: AtomicBool::new(false),
-                dropped: AtomicU64::new(0),
-            }),
-            rx,
-        )
-    }
-
-    fn push(&self, frame: &Arc<OutFrame>, is_video: bool) {
-        if self.dropping.load(Ordering::Relaxed) {
-            let resume = !self.has_video || (is_video && frame.keyframe);
-            if !resume {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        }
-        match self.tx.try_send(frame.clone()) {
-            Ok(()) => self.dropping.store(false, Ordering::Relaxed),
-            Err(_) => {
-                self.dropping.store(true, Ordering::Relaxed);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
+/// Where a feed delivers frames: one per playing session. `push` runs on the
+/// producer's thread and must never block.
+pub trait FrameSink: Send + Sync {
+    fn push(&self, frame: &Arc<OutFrame>, is_video: bool);
 }
 
 /// All feeds of the server, by stream and query.
@@ -193,7 +156,7 @@ impl Feed {
 
     /// Starts delivering to a session: the cached GOP first, then live frames,
     /// with no gap and no duplicate (both under the fan-out lock).
-    pub fn subscribe(&self, queue: &Arc<SessionQueue>) {
+    pub fn subscribe(&self, queue: &Arc<dyn FrameSink>) {
         let tracks = self.tracks();
         let mut f = self.fanout.lock().unwrap_or_else(|e| e.into_inner());
         for frame in &f.gop {
@@ -206,9 +169,10 @@ impl Feed {
         f.sessions.push(queue.clone());
     }
 
-    pub fn unsubscribe(&self, queue: &Arc<SessionQueue>) {
+    pub fn unsubscribe(&self, queue: &Arc<dyn FrameSink>) {
         let mut f = self.fanout.lock().unwrap_or_else(|e| e.into_inner());
-        f.sessions.retain(|s| !Arc::ptr_eq(s, queue));
+        let target = Arc::as_ptr(queue) as *const ();
+        f.sessions.retain(|s| Arc::as_ptr(s) as *const () != target);
     }
 }
 

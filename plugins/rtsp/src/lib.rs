@@ -6,6 +6,7 @@
 mod client;
 mod convert;
 mod feed;
+mod out;
 pub mod proto;
 mod random;
 mod server;

@@ -11,13 +11,13 @@ use camrouter_media::sdp::{write_session, Direction as SdpDirection, MediaDescri
 use camrouter_plugin_api::sdk::{Host, Source, SourceEvents};
 use camrouter_plugin_api::{Direction, Media, MediaKind, Packet, RArc, RVec, FLAG_KEYFRAME};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::convert::sdp_media;
-use crate::feed::{Feed, Feeds, OutFrame, SessionQueue};
+use crate::feed::{Feed, Feeds, FrameSink};
+use crate::out::ConnWriter;
 use crate::proto::auth::{Credentials, ServerAuth};
 use crate::proto::codec::{Decoder, Item};
 use crate::proto::message::{Method, Request, Response};
@@ -68,28 +68,7 @@ pub fn stream_of(uri: &str) -> (String, String) {
     };
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let name = path.trim_end_matches('/');
-    (percent_decode(name), query.to_string())
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() + 1 && i + 2 <= b.len() - 1 {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    (crate::proto::url::percent_decode(name), query.to_string())
 }
 
 /// `.../trackID=N` → N (also `track=N`, `streamid=N`: what clients echo back
@@ -100,17 +79,13 @@ fn track_of(uri: &str) -> Option<usize> {
     n.parse().ok()
 }
 
-enum Out {
-    Bytes(Vec<u8>),
-}
-
 /// Per-connection state.
 struct Conn {
     server: Arc<Server>,
     peer: SocketAddr,
     responder: Responder,
     nonce: Option<String>,
-    control: mpsc::UnboundedSender<Out>,
+    writer: Arc<ConnWriter>,
     play: Option<Play>,
     record: Option<Record>,
     closing: Arc<Notify>,
@@ -120,7 +95,7 @@ struct Play {
     feed: Arc<Feed>,
     /// Our track index → how the client receives it.
     transports: HashMap<usize, SetupTransport>,
-    queue: Option<Arc<SessionQueue>>,
+    playing: bool,
     udp: Option<Arc<UdpSocket>>,
 }
 
@@ -144,27 +119,22 @@ impl Source for Publisher {
 
 async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
     let (mut rd, wr) = tcp.into_split();
-    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-    let (frames_tx, frames_rx) = mpsc::channel::<(Arc<OutFrame>, Vec<u8>)>(1);
-    drop(frames_tx);
+    let writer = ConnWriter::new(wr);
+    tokio::spawn(writer.clone().run());
     let closing = Arc::new(Notify::new());
     let mut conn = Conn {
         server,
         peer,
         responder: Responder::new(SERVER_NAME),
         nonce: None,
-        control: ctl_tx,
+        writer: writer.clone(),
         play: None,
         record: None,
         closing: closing.clone(),
     };
-    let (play_tx, play_rx) = tokio::sync::oneshot::channel();
-    let writer = tokio::spawn(write_loop(wr, ctl_rx, play_rx));
-    drop(frames_rx);
-    let mut play_tx = Some(play_tx);
     let mut decoder = Decoder::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let result = loop {
+    let result = 'conn: loop {
         let n = tokio::select! {
             r = rd.read(&mut buf) => r,
             _ = closing.notified() => break Ok(()),
@@ -179,15 +149,15 @@ async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> std::io
             match item {
                 Ok(Item::Request(req)) => {
                     let teardown = req.method == Method::Teardown;
-                    let (resp, start) = conn.handle(req).await;
-                    let _ = conn.control.send(Out::Bytes(resp.to_bytes()));
-                    if let Some(rx) = start {
-                        if let Some(tx) = play_tx.take() {
-                            let _ = tx.send(rx);
-                        }
+                    let resp = conn.handle(req).await;
+                    // PLAY's reply goes out before its first frame: the
+                    // writer keeps order.
+                    writer.send_bytes(resp.0.to_bytes());
+                    if let Some(start) = resp.1 {
+                        start(&mut conn);
                     }
                     if teardown {
-                        break;
+                        break 'conn Ok(());
                     }
                 }
                 Ok(Item::Interleaved { channel, data }) => conn.on_interleaved(channel, &data),
@@ -197,82 +167,11 @@ async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> std::io
         }
     };
     conn.close();
-    drop(conn);
-    let _ = writer.await;
     result
 }
 
-/// What a PLAY hands the writer: the session's frame queue and how to send.
-struct PlayOut {
-    frames: mpsc::Receiver<Arc<OutFrame>>,
-    transports: HashMap<usize, SetupTransport>,
-    udp: Option<(Arc<UdpSocket>, std::net::IpAddr)>,
-}
-
-/// The connection's only writer: responses, then (after PLAY) frames, one
-/// write per frame.
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut control: mpsc::UnboundedReceiver<Out>,
-    play: tokio::sync::oneshot::Receiver<PlayOut>,
-) {
-    let mut play = play;
-    let mut out: Option<PlayOut> = None;
-    let mut patched = Vec::new();
-    loop {
-        tokio::select! {
-            biased;
-            c = control.recv() => {
-                let Some(Out::Bytes(b)) = c else { return };
-                if wr.write_all(&b).await.is_err() { return }
-            }
-            p = &mut play, if out.is_none() => {
-                match p {
-                    Ok(p) => out = Some(p),
-                    Err(_) => play = never(),
-                }
-            }
-            f = async { match out.as_mut() { Some(o) => o.frames.recv().await, None => std::future::pending().await } } => {
-                let Some(frame) = f else { return };
-                let Some(o) = out.as_ref() else { continue };
-                match o.transports.get(&frame.track) {
-                    Some(SetupTransport::Tcp { rtp_channel, .. }) => {
-                        let bytes = frame.rtp.bytes();
-                        let data: &[u8] = if *rtp_channel as usize == frame.track * 2 {
-                            bytes
-                        } else {
-                            // A client that chose its own channel ids: patch a copy.
-                            patched.clear();
-                            patched.extend_from_slice(bytes);
-                            for r in frame.rtp.ranges() {
-                                if r.start >= 3 {
-                                    patched[r.start - 3] = *rtp_channel;
-                                }
-                            }
-                            &patched
-                        };
-                        if wr.write_all(data).await.is_err() { return }
-                    }
-                    Some(SetupTransport::Udp { rtp_port, .. }) => {
-                        if let Some((sock, ip)) = &o.udp {
-                            let to = SocketAddr::new(*ip, *rtp_port);
-                            for p in frame.rtp.iter() {
-                                let _ = sock.send_to(p, to).await;
-                            }
-                        }
-                    }
-                    None => {}
-                }
-            }
-        }
-    }
-}
-
-fn never() -> tokio::sync::oneshot::Receiver<PlayOut> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::mem::forget(tx);
-    rx
-}
+/// Work to do after a response is queued (PLAY starts frames after its reply).
+type After = Box<dyn FnOnce(&mut Conn) + Send>;
 
 impl Conn {
     fn is_local(&self) -> bool {
@@ -306,7 +205,7 @@ impl Conn {
         )
     }
 
-    async fn handle(&mut self, req: Request) -> (Response, Option<PlayOut>) {
+    async fn handle(&mut self, req: Request) -> (Response, Option<After>) {
         if let Err(e) = self.responder.validate(&req) {
             return (self.responder.error(&req, &e), None);
         }
@@ -375,7 +274,7 @@ impl Conn {
         self.play = Some(Play {
             feed,
             transports: HashMap::new(),
-            queue: None,
+            playing: false,
             udp: None,
         });
         let base = format!(
@@ -457,29 +356,32 @@ impl Conn {
             .with_header("Transport", reply.to_string())
     }
 
-    fn play(&mut self, req: &Request) -> (Response, Option<PlayOut>) {
+    fn play(&mut self, req: &Request) -> (Response, Option<After>) {
         let Some(play) = &mut self.play else {
             return (self.responder.respond(req, 455), None);
         };
-        if play.transports.is_empty() || play.queue.is_some() {
+        if play.transports.is_empty() || play.playing {
             return (self.responder.respond(req, 455), None);
         }
-        let tracks = play.feed.tracks();
-        let has_video = play.transports.keys().any(|i| {
-            tracks
-                .list
-                .get(*i)
-                .is_some_and(|t| t.media.kind == MediaKind::Video)
+        play.playing = true;
+        let start: After = Box::new(|conn: &mut Conn| {
+            let Some(play) = &conn.play else { return };
+            let tracks = play.feed.tracks();
+            let has_video = play.transports.keys().any(|i| {
+                tracks
+                    .list
+                    .get(*i)
+                    .is_some_and(|t| t.media.kind == MediaKind::Video)
+            });
+            conn.writer.start_play(
+                play.transports.clone(),
+                has_video,
+                play.udp.clone().map(|u| (u, conn.peer.ip())),
+            );
+            let sink: Arc<dyn FrameSink> = conn.writer.clone();
+            play.feed.subscribe(&sink);
         });
-        let (queue, rx) = SessionQueue::new(has_video);
-        play.feed.subscribe(&queue);
-        play.queue = Some(queue);
-        let out = PlayOut {
-            frames: rx,
-            transports: play.transports.clone(),
-            udp: play.udp.clone().map(|u| (u, self.peer.ip())),
-        };
-        (self.responder.respond(req, 200), Some(out))
+        (self.responder.respond(req, 200), Some(start))
     }
 
     fn announce(&mut self, req: &Request) -> Response {
@@ -581,10 +483,12 @@ impl Conn {
 
     fn close(&mut self) {
         if let Some(play) = self.play.take() {
-            if let Some(q) = &play.queue {
-                play.feed.unsubscribe(q);
+            if play.playing {
+                let sink: Arc<dyn FrameSink> = self.writer.clone();
+                play.feed.unsubscribe(&sink);
             }
         }
+        self.writer.close();
         if let Some(rec) = self.record.take() {
             rec.events.closed("publisher disconnected");
         }
