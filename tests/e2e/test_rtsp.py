@@ -151,3 +151,65 @@ def test_two_way_audio_to_onvif_camera(server_factory, camera_factory, tmp_path)
     status, _, _ = s.request("POST", "/api/streams?dst=cam&src=")
     assert status == 200
     assert wait_until(lambda: children_of(s.proc.pid) == [], timeout=15)
+
+
+def test_server_auth_and_local_exemption(server_factory):
+    src = "exec:ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=25 -c:v libx264 -f h264 -"
+    s = server_factory(
+        f"streams:\n  cam: {src}\napi:\n  listen: 127.0.0.1:{{port}}\n"
+        "rtsp:\n  listen: 127.0.0.1:{rtsp}\n  username: user\n  password: pass\n"
+    ).start()
+    # Loopback clients are exempt by default, as in go2rtc.
+    assert probe(f"{s.rtsp_url}/cam")[0]["codec_name"] == "h264"
+
+    s2 = server_factory(
+        f"streams:\n  cam: {src}\napi:\n  listen: 127.0.0.1:{{port}}\n"
+        "rtsp:\n  listen: 127.0.0.1:{rtsp}\n  username: user\n  password: pass\n  local_auth: true\n"
+    )
+    s2.workdir = s2.workdir / "two"
+    s2.workdir.mkdir()
+    s2.config_path = s2.workdir / "camrouter.yaml"
+    s2.config_path.write_text(
+        f"streams:\n  cam: {src}\napi:\n  listen: 127.0.0.1:{s2.port}\n"
+        f"rtsp:\n  listen: 127.0.0.1:{s2.rtsp_port}\n  username: user\n  password: pass\n  local_auth: true\n"
+    )
+    s2.start()
+    r = subprocess.run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", f"{s2.rtsp_url}/cam"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "401" in r.stderr
+    # ffmpeg answers the Digest challenge.
+    url = s2.rtsp_url.replace("rtsp://", "rtsp://user:pass@") + "/cam"
+    assert probe(url)[0]["codec_name"] == "h264"
+
+
+def test_malformed_requests_get_errors_not_crashes(server_factory):
+    import socket
+
+    s = server_factory("streams:\n  cam: exec:true\napi:\n  listen: 127.0.0.1:{port}\n").start()
+    junk = [
+        b"\x00\xff garbage \r\n\r\n",
+        b"DESCRIBE rtsp://x/cam RTSP/1.0\r\n\r\n",  # no CSeq
+        b"SETUP rtsp://x/cam/trackID=0 RTSP/1.0\r\nCSeq: 2\r\n\r\n",  # no Transport, no DESCRIBE
+        b"PLAY rtsp://x/nope RTSP/1.0\r\nCSeq: 3\r\nSession: zzz\r\n\r\n",
+        b"ANNOUNCE rtsp://x/cam RTSP/1.0\r\nCSeq: 4\r\nContent-Length: 5\r\n\r\nv=0\r\n",
+        b"$\x00\xff\xff" + b"\x80" * 10,
+        b"OPTIONS * RTSP/1.0\r\nCSeq: 5\r\nContent-Length: 99999999999\r\n\r\n",
+    ]
+    statuses = []
+    for j in junk:
+        with socket.create_connection(("127.0.0.1", s.rtsp_port), timeout=5) as c:
+            c.sendall(j)
+            c.shutdown(socket.SHUT_WR)
+            data = b""
+            try:
+                while chunk := c.recv(4096):
+                    data += chunk
+            except OSError:
+                pass
+            statuses += [l.split()[1] for l in data.decode("latin1").splitlines() if l.startswith("RTSP/1.0 ")]
+    assert "400" in statuses or "454" in statuses or "455" in statuses, statuses
+    assert s.proc.poll() is None
+    # Still serving.
+    r = subprocess.run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", f"{s.rtsp_url}/missing"],
+                       capture_output=True, text=True, timeout=30)
+    assert "404" in r.stderr
