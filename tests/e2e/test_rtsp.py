@@ -213,3 +213,15 @@ def test_malformed_requests_get_errors_not_crashes(server_factory):
     r = subprocess.run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", f"{s.rtsp_url}/missing"],
                        capture_output=True, text=True, timeout=30)
     assert "404" in r.stderr
+
+
+def test_camera_over_udp(server_factory, camera_factory):
+    cam = camera_factory(audio="pcmu")
+    s = server_factory(
+        f"streams:\n  cam: {cam.url}#transport=udp\napi:\n  listen: 127.0.0.1:{{port}}\n"
+    ).start()
+    r = reader(f"{s.rtsp_url}/cam", frames=50)
+    assert wait_until(lambda: s.get_json("/api/streams")["cam"]["producers"][0].get("protocol") == "rtsp+udp", timeout=15)
+    out, err = r.communicate(timeout=60)
+    assert r.returncode == 0, err
+    assert len(frame_lines(out)) == 50

@@ -32,6 +32,8 @@ pub struct Options {
     pub media: Option<String>,
     /// `#backchannel=0` turns the ONVIF backchannel off.
     pub backchannel: bool,
+    /// `#transport=udp`: RTP over UDP instead of TCP interleaved.
+    pub udp: bool,
 }
 
 impl Options {
@@ -43,6 +45,7 @@ impl Options {
             timeout: Duration::from_secs(5),
             media: None,
             backchannel: true,
+            udp: false,
         };
         for p in parts.filter(|p| !p.is_empty()) {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
@@ -53,6 +56,8 @@ impl Options {
                 }
                 "media" => o.media = Some(v.to_string()),
                 "backchannel" => o.backchannel = v != "0",
+                "transport" if v.eq_ignore_ascii_case("udp") => o.udp = true,
+                "transport" if v.eq_ignore_ascii_case("tcp") => o.udp = false,
                 "transport" => {
                     return Err(format!("rtsp: #transport={v} is not supported yet"));
                 }
@@ -182,6 +187,47 @@ fn client_error(e: ClientError) -> Failure {
     }
 }
 
+/// One RTP packet of media `idx` (from TCP or UDP) → frames to the host.
+fn on_rtp(tracks: &mut [Track], idx: usize, data: &[u8], started: Instant, events: &SourceEvents) {
+    let Some(t) = tracks.get_mut(idx) else { return };
+    let Some(depay) = t.depay.as_mut() else {
+        return;
+    };
+    let Ok(pkt) = RtpPacket::parse(data) else {
+        return;
+    };
+    if depay.push(&pkt).is_err() {
+        return;
+    }
+    let now = started.elapsed().as_micros() as u64;
+    while let Some(f) = depay.pop() {
+        let mut flags = if f.keyframe { FLAG_KEYFRAME } else { 0 };
+        if f.discontinuity {
+            flags |= FLAG_DISCONTINUITY;
+        }
+        let pts = t.unwrap.extend(f.timestamp);
+        events.packet(&Packet {
+            track: idx as u32,
+            flags,
+            pts,
+            dts: pts,
+            received_at_us: now,
+            payload: RArc::new(RVec::from(f.data)),
+        });
+    }
+}
+
+/// Aborts the UDP receive tasks when a session ends, however it ends.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 async fn run(
     opts: &Options,
     backchannel: bool,
@@ -199,9 +245,12 @@ async fn run(
     let now_ms = || started.elapsed().as_millis() as u64;
     events.info(json!({
         "format_name": "rtsp",
-        "protocol": "rtsp+tcp",
+        "protocol": if opts.udp { "rtsp+udp" } else { "rtsp+tcp" },
         "remote_addr": url.host_port(),
     }));
+    // UDP: one task per media socket forwards datagrams here.
+    let (udp_tx, mut udp_rx) = mpsc::channel::<(usize, Vec<u8>)>(1024);
+    let mut udp_tasks = AbortOnDrop(Vec::new());
     let mut tracks: Vec<Track> = Vec::new();
     let mut medias: Vec<Media> = Vec::new();
     let mut playing = false;
@@ -270,7 +319,35 @@ async fn run(
                                 }
                             }
                         }
-                        setups.push(MediaSetup::tcp(join_control(&base_url, &control)));
+                        let control_url = join_control(&base_url, &control);
+                        if opts.udp && !is_backchannel {
+                            let index = tracks.len();
+                            let rtp = tokio::net::UdpSocket::bind("0.0.0.0:0")
+                                .await
+                                .map_err(|e| format!("rtsp: udp: {e}"))?;
+                            let rtcp = tokio::net::UdpSocket::bind("0.0.0.0:0")
+                                .await
+                                .map_err(|e| format!("rtsp: udp: {e}"))?;
+                            let (p1, p2) = (
+                                rtp.local_addr().map_err(|e| e.to_string())?.port(),
+                                rtcp.local_addr().map_err(|e| e.to_string())?.port(),
+                            );
+                            let tx = udp_tx.clone();
+                            udp_tasks.0.push(tokio::spawn(async move {
+                                // RTCP from the camera is not needed: keep the
+                                // socket open so the port stays ours.
+                                let _rtcp = rtcp;
+                                let mut b = vec![0u8; 65536];
+                                while let Ok(n) = rtp.recv(&mut b).await {
+                                    if tx.send((index, b[..n].to_vec())).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }));
+                            setups.push(MediaSetup::udp(control_url, p1, p2));
+                        } else {
+                            setups.push(MediaSetup::tcp(control_url));
+                        }
                         tracks.push(track);
                         medias.push(media);
                     }
@@ -374,6 +451,10 @@ async fn run(
                     return Err(format!("rtsp: no data for {}s", silence.as_secs()).into());
                 }
                 client.handle_timeout(now_ms());
+            }
+            Some((idx, data)) = udp_rx.recv() => {
+                last_data = Instant::now();
+                on_rtp(&mut tracks, idx, &data, started, events);
             }
             Some((track, pkt)) = bc_rx.recv() => {
                 if let Some(Track { pay: Some((p, ch)), .. }) = tracks.get_mut(track as usize) {
