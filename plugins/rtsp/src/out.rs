@@ -41,12 +41,12 @@ struct State {
     dropping: bool,
     closed: bool,
     /// Set by PLAY: our track → transport, and whether video is played.
-    play: Option<PlayMap>,
+    play: Option<Arc<PlayMap>>,
 }
 
-#[derive(Clone)]
 struct PlayMap {
-    transports: HashMap<usize, SetupTransport>,
+    /// Indexed by our track number.
+    transports: Vec<Option<SetupTransport>>,
     has_video: bool,
     udp: Option<(Arc<UdpSocket>, std::net::IpAddr)>,
 }
@@ -84,11 +84,16 @@ impl ConnWriter {
         has_video: bool,
         udp: Option<(Arc<UdpSocket>, std::net::IpAddr)>,
     ) {
-        self.lock().play = Some(PlayMap {
-            transports,
+        let len = transports.keys().max().map(|m| m + 1).unwrap_or(0);
+        let mut by_track = vec![None; len];
+        for (t, tr) in transports {
+            by_track[t] = Some(tr);
+        }
+        self.lock().play = Some(Arc::new(PlayMap {
+            transports: by_track,
             has_video,
             udp,
-        });
+        }));
     }
 
     pub fn close(&self) {
@@ -171,16 +176,16 @@ impl FrameSink for ConnWriter {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match play.transports.get(&frame.track) {
+        match play.transports.get(frame.track).copied().flatten() {
             Some(SetupTransport::Tcp { rtp_channel, .. }) => {
-                if *rtp_channel as usize == frame.track * 2 {
+                if rtp_channel as usize == frame.track * 2 {
                     self.enqueue_or_write(&mut st, Item::Frame(frame.clone()));
                 } else {
                     // A client that chose its own channel ids: patch a copy.
                     let mut b = frame.rtp.bytes().to_vec();
                     for r in frame.rtp.ranges() {
                         if r.start >= 3 {
-                            b[r.start - 3] = *rtp_channel;
+                            b[r.start - 3] = rtp_channel;
                         }
                     }
                     self.enqueue_or_write(&mut st, Item::Bytes(b));
@@ -188,7 +193,7 @@ impl FrameSink for ConnWriter {
             }
             Some(SetupTransport::Udp { rtp_port, .. }) => {
                 if let Some((sock, ip)) = &play.udp {
-                    let to = SocketAddr::new(*ip, *rtp_port);
+                    let to = SocketAddr::new(*ip, rtp_port);
                     // UDP is lossy anyway: a full socket buffer drops.
                     for p in frame.rtp.iter() {
                         let _ = sock.try_send_to(p, to);
