@@ -225,3 +225,15 @@ def test_camera_over_udp(server_factory, camera_factory):
     out, err = r.communicate(timeout=60)
     assert r.returncode == 0, err
     assert len(frame_lines(out)) == 50
+
+
+def test_rtsp_client_talks_to_the_camera_through_camrouter(server_factory, camera_factory):
+    """A client of our RTSP server sends audio on the `sendonly` media that
+    `?microphone` adds; camrouter routes it to the camera's ONVIF backchannel."""
+    cam = camera_factory(audio="pcmu", backchannel=True)
+    s = server_factory(f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    result = send_backchannel(f"{s.rtsp_url}/cam?video&microphone", packets=100, interval=0.02)
+    assert "a=sendonly" in result["sdp"] and "PCMU/8000" in result["sdp"]
+    out = cam.backchannel_file
+    assert wait_until(lambda: out.exists() and out.stat().st_size >= 8000, timeout=20), (
+        out.exists() and out.stat().st_size)

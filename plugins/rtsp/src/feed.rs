@@ -41,6 +41,17 @@ pub struct Tracks {
     pub list: Vec<TrackOut>,
     /// Graph (consumer) track index → index in `list`.
     by_graph: Vec<Option<usize>>,
+    /// Microphone tracks (`?microphone`): audio a client may send, routed to
+    /// the producer's backchannel. SDP tracks after `list`.
+    pub mics: Vec<MicTrack>,
+}
+
+/// A track our RTSP clients send on (go2rtc: a `sendonly` media in our SDP).
+pub struct MicTrack {
+    /// The graph's consumer track index, for `consumer_send`.
+    pub graph_track: u32,
+    pub info: CodecInfo,
+    pub payload_type: u8,
 }
 
 #[derive(Clone)]
@@ -200,10 +211,18 @@ impl Consumer for FeedConsumer {
             return;
         };
         let mut tracks = Vec::new();
+        let mut mics = Vec::new();
         for (i, m) in medias.into_iter().enumerate() {
-            // Our sessions only play; a microphone track (RecvOnly here) has
-            // no packets to send and is left out of the SDP.
             if m.direction != Direction::SendOnly {
+                // A microphone track: the client sends, the camera plays.
+                if let Some(info) = m.codecs.first().and_then(to_info) {
+                    let payload_type = payload_type(&info, i);
+                    mics.push(MicTrack {
+                        graph_track: i as u32,
+                        info,
+                        payload_type,
+                    });
+                }
                 continue;
             }
             let Some(info) = m.codecs.first().and_then(to_info) else {
@@ -240,6 +259,7 @@ impl Consumer for FeedConsumer {
         *feed.tracks.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(Tracks {
             list: tracks.into_iter().map(|(_, t)| t).collect(),
             by_graph,
+            mics,
         });
         feed.state.send_replace(FeedState::Ready);
     }

@@ -97,6 +97,8 @@ struct Play {
     transports: HashMap<usize, SetupTransport>,
     playing: bool,
     udp: Option<Arc<UdpSocket>>,
+    /// Interleaved channel → (graph track, depacketizer) of a microphone track.
+    mics: HashMap<u8, (u32, Depacketizer)>,
 }
 
 struct Record {
@@ -250,10 +252,12 @@ impl Conn {
                 return self.responder.respond(req, 404);
             }
         };
-        let controls: Vec<String> = (0..tracks.list.len())
-            .map(|i| format!("trackID={i}"))
-            .collect();
-        let descs: Vec<MediaDescription> = tracks
+        let total = tracks.list.len() + tracks.mics.len();
+        let controls: Vec<String> = (0..total).map(|i| format!("trackID={i}")).collect();
+        // Directions as ONVIF cameras (and go2rtc) write them, from the
+        // client's side: what it receives is `recvonly`, what it may send
+        // (a microphone for the camera's speaker) `sendonly`.
+        let mut descs: Vec<MediaDescription> = tracks
             .list
             .iter()
             .zip(&controls)
@@ -261,9 +265,17 @@ impl Conn {
                 codec: &t.info,
                 payload_type: t.payload_type,
                 control: c,
-                direction: SdpDirection::SendOnly,
+                direction: SdpDirection::RecvOnly,
             })
             .collect();
+        for (m, c) in tracks.mics.iter().zip(&controls[tracks.list.len()..]) {
+            descs.push(MediaDescription {
+                codec: &m.info,
+                payload_type: m.payload_type,
+                control: c,
+                direction: SdpDirection::SendOnly,
+            });
+        }
         let sdp = match write_session(SERVER_NAME, &descs) {
             Ok(s) => s,
             Err(e) => {
@@ -276,6 +288,7 @@ impl Conn {
             transports: HashMap::new(),
             playing: false,
             udp: None,
+            mics: HashMap::new(),
         });
         let base = format!(
             "{}/",
@@ -326,7 +339,31 @@ impl Conn {
         let Some(play) = &mut self.play else {
             return self.responder.respond(req, 455);
         };
-        if track >= play.feed.tracks().list.len() {
+        let tracks = play.feed.tracks();
+        if let Some(mic) = track
+            .checked_sub(tracks.list.len())
+            .and_then(|i| tracks.mics.get(i))
+        {
+            let (t, reply) = match self.responder.parse_setup(req, (track * 2) as u8) {
+                Ok(x) => x,
+                Err(e) => return self.responder.error(req, &e),
+            };
+            let SetupTransport::Tcp { rtp_channel, .. } = t else {
+                return self.responder.respond(req, 461);
+            };
+            let depay = codec_format(&mic.info, mic.payload_type)
+                .and_then(|f| Depacketizer::for_format(&f).ok());
+            let Some(depay) = depay else {
+                return self.responder.respond(req, 415);
+            };
+            play.mics.insert(rtp_channel, (mic.graph_track, depay));
+            self.ensure_session();
+            return self
+                .responder
+                .respond(req, 200)
+                .with_header("Transport", reply.to_string());
+        }
+        if track >= tracks.list.len() {
             return self.responder.respond(req, 404);
         }
         let (t, mut reply) = match self.responder.parse_setup(req, (track * 2) as u8) {
@@ -360,7 +397,7 @@ impl Conn {
         let Some(play) = &mut self.play else {
             return (self.responder.respond(req, 455), None);
         };
-        if play.transports.is_empty() || play.playing {
+        if (play.transports.is_empty() && play.mics.is_empty()) || play.playing {
             return (self.responder.respond(req, 455), None);
         }
         play.playing = true;
@@ -451,6 +488,36 @@ impl Conn {
     }
 
     fn on_interleaved(&mut self, channel: u8, data: &[u8]) {
+        if let Some(play) = &mut self.play {
+            // A client talking to the camera: its microphone track.
+            if let Some((graph_track, depay)) = play.mics.get_mut(&channel) {
+                let Ok(pkt) = RtpPacket::parse(data) else {
+                    return;
+                };
+                if depay.push(&pkt).is_err() {
+                    return;
+                }
+                let id = play
+                    .feed
+                    .consumer_id
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                while let Some(f) = depay.pop() {
+                    self.server.host.consumer_send(
+                        id,
+                        *graph_track,
+                        &Packet {
+                            track: *graph_track,
+                            flags: FLAG_KEYFRAME,
+                            pts: f.timestamp as i64,
+                            dts: f.timestamp as i64,
+                            received_at_us: 0,
+                            payload: RArc::new(RVec::from(f.data)),
+                        },
+                    );
+                }
+            }
+            return;
+        }
         let Some(rec) = &mut self.record else { return };
         let Some(&idx) = rec.channels.get(&channel) else {
             return;
@@ -493,6 +560,21 @@ impl Conn {
             rec.events.closed("publisher disconnected");
         }
     }
+}
+
+/// An SDP format for one of our own tracks, to pick its depacketizer.
+fn codec_format(
+    info: &camrouter_media::CodecInfo,
+    payload_type: u8,
+) -> Option<camrouter_media::sdp::SdpFormat> {
+    Some(camrouter_media::sdp::SdpFormat {
+        payload_type,
+        codec: info.name.go2rtc_name().to_string(),
+        clock_rate: info.clock_rate,
+        channels: info.channels.max(1),
+        fmtp: String::new(),
+        info: Some(info.clone()),
+    })
 }
 
 #[cfg(test)]
