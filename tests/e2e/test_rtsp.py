@@ -237,3 +237,30 @@ def test_rtsp_client_talks_to_the_camera_through_camrouter(server_factory, camer
     out = cam.backchannel_file
     assert wait_until(lambda: out.exists() and out.stat().st_size >= 8000, timeout=20), (
         out.exists() and out.stat().st_size)
+
+
+def test_camera_over_websocket(server_factory, camera_factory, tmp_path):
+    import sys
+    from conftest import free_port
+
+    cam = camera_factory(audio="none")
+    port = free_port()
+    log = open(tmp_path / "bridge.log", "w+")
+    bridge = subprocess.Popen(
+        [sys.executable, str(__import__("pathlib").Path(__file__).with_name("ws_bridge.py")),
+         str(port), str(cam.port), "wsuser:wspass"],
+        stdout=log, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert wait_until(lambda: "READY" in (tmp_path / "bridge.log").read_text(), timeout=15)
+        src = f"{cam.url}#transport=ws://wsuser:wspass@127.0.0.1:{port}/rtsp-over-websocket"
+        s = server_factory(f"streams:\n  cam: {src}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+        r = reader(f"{s.rtsp_url}/cam", frames=30)
+        assert wait_until(lambda: s.get_json("/api/streams")["cam"]["producers"][0].get("protocol") == "rtsp+ws", timeout=15)
+        out, err = r.communicate(timeout=60)
+        assert r.returncode == 0, err
+        assert len(frame_lines(out)) == 30
+        assert "WS CONNECT" in (tmp_path / "bridge.log").read_text()
+    finally:
+        bridge.kill()
+        bridge.wait()

@@ -34,6 +34,8 @@ pub struct Options {
     pub backchannel: bool,
     /// `#transport=udp`: RTP over UDP instead of TCP interleaved.
     pub udp: bool,
+    /// `#transport=ws://…`: RTSP over WebSocket.
+    pub ws: Option<String>,
 }
 
 impl Options {
@@ -46,6 +48,7 @@ impl Options {
             media: None,
             backchannel: true,
             udp: false,
+            ws: None,
         };
         for p in parts.filter(|p| !p.is_empty()) {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
@@ -58,8 +61,9 @@ impl Options {
                 "backchannel" => o.backchannel = v != "0",
                 "transport" if v.eq_ignore_ascii_case("udp") => o.udp = true,
                 "transport" if v.eq_ignore_ascii_case("tcp") => o.udp = false,
+                "transport" if v.starts_with("ws://") => o.ws = Some(v.to_string()),
                 "transport" => {
-                    return Err(format!("rtsp: #transport={v} is not supported yet"));
+                    return Err(format!("rtsp: #transport={v} is not supported"));
                 }
                 _ => {}
             }
@@ -145,7 +149,12 @@ struct Track {
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-async fn connect(url: &RtspUrl, timeout: Duration) -> Result<Box<dyn Io>, String> {
+async fn connect(url: &RtspUrl, opts: &Options) -> Result<Box<dyn Io>, String> {
+    let timeout = opts.timeout;
+    if let Some(ws) = &opts.ws {
+        // After the `#`, the URL was split at `#`: nothing else to strip.
+        return Ok(Box::new(crate::ws::connect(ws, timeout).await?));
+    }
     let addr = url.host_port();
     let host = url.host.trim_matches(|c| c == '[' || c == ']').to_string();
     let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr))
@@ -236,7 +245,7 @@ async fn run(
     bc_rx: &mut mpsc::Receiver<(u32, Packet)>,
 ) -> Result<(), Failure> {
     let url = RtspUrl::parse(&opts.url).map_err(|e| format!("rtsp: {e}"))?;
-    let mut io = connect(&url, opts.timeout).await?;
+    let mut io = connect(&url, opts).await?;
     let mut cfg = ClientConfig::play(opts.url.clone());
     cfg.backchannel = backchannel;
     cfg.cnonce = random::hex(8);
@@ -245,7 +254,7 @@ async fn run(
     let now_ms = || started.elapsed().as_millis() as u64;
     events.info(json!({
         "format_name": "rtsp",
-        "protocol": if opts.udp { "rtsp+udp" } else { "rtsp+tcp" },
+        "protocol": if opts.ws.is_some() { "rtsp+ws" } else if opts.udp { "rtsp+udp" } else { "rtsp+tcp" },
         "remote_addr": url.host_port(),
     }));
     // UDP: one task per media socket forwards datagrams here.
@@ -261,6 +270,8 @@ async fn run(
             io.write_all(&bytes)
                 .await
                 .map_err(|e| format!("rtsp: write: {e}"))?;
+            // A no-op on TCP; over WebSocket it sends the message.
+            io.flush().await.map_err(|e| format!("rtsp: write: {e}"))?;
         }
         while let Some(ev) = client.poll_event() {
             match ev {
@@ -372,36 +383,8 @@ async fn run(
                 }
                 ClientEvent::Interleaved { channel, data } => {
                     last_data = Instant::now();
-                    let Some((idx, false)) = client.media_for_channel(channel) else {
-                        continue;
-                    };
-                    let Some(t) = tracks.get_mut(idx) else {
-                        continue;
-                    };
-                    let Some(depay) = t.depay.as_mut() else {
-                        continue;
-                    };
-                    let Ok(pkt) = RtpPacket::parse(&data) else {
-                        continue;
-                    };
-                    if depay.push(&pkt).is_err() {
-                        continue;
-                    }
-                    let now = started.elapsed().as_micros() as u64;
-                    while let Some(f) = depay.pop() {
-                        let mut flags = if f.keyframe { FLAG_KEYFRAME } else { 0 };
-                        if f.discontinuity {
-                            flags |= FLAG_DISCONTINUITY;
-                        }
-                        let pts = t.unwrap.extend(f.timestamp);
-                        events.packet(&Packet {
-                            track: idx as u32,
-                            flags,
-                            pts,
-                            dts: pts,
-                            received_at_us: now,
-                            payload: RArc::new(RVec::from(f.data)),
-                        });
+                    if let Some((idx, false)) = client.media_for_channel(channel) {
+                        on_rtp(&mut tracks, idx, &data, started, events);
                     }
                 }
                 ClientEvent::Redirect { location } => {
@@ -419,6 +402,8 @@ async fn run(
             io.write_all(&bytes)
                 .await
                 .map_err(|e| format!("rtsp: write: {e}"))?;
+            // A no-op on TCP; over WebSocket it sends the message.
+            io.flush().await.map_err(|e| format!("rtsp: write: {e}"))?;
         }
         // Cameras may pause a second or two; twice the timeout of silence
         // means the camera is gone.
@@ -432,7 +417,11 @@ async fn run(
             _ = &mut *stop_rx => {
                 client.teardown();
                 while let Some(bytes) = client.poll_transmit() {
-                    let _ = tokio::time::timeout(Duration::from_millis(200), io.write_all(&bytes)).await;
+                    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                        io.write_all(&bytes).await?;
+                        io.flush().await
+                    })
+                    .await;
                 }
                 return Ok(());
             }
@@ -461,6 +450,7 @@ async fn run(
                     let mut bc_buf = RtpPackets::new(Framing::Interleaved(*ch));
                     if p.packetize(&pkt.payload, pkt.pts as u32, &mut bc_buf).is_ok() {
                         io.write_all(bc_buf.bytes()).await.map_err(|e| format!("rtsp: write: {e}"))?;
+                        io.flush().await.map_err(|e| format!("rtsp: write: {e}"))?;
                     }
                 }
             }

@@ -11,6 +11,7 @@ pub mod proto;
 mod random;
 mod server;
 mod tls;
+mod ws;
 
 use std::sync::Arc;
 
