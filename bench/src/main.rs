@@ -26,6 +26,9 @@ struct Args {
     /// Extra server command (e.g. a go2rtc binary) to compare: `{config}` is
     /// replaced with the config file path.
     server_cmd: Option<String>,
+    /// AAC sample rate of the clip: 48000 gives ~47 audio frames/s, a
+    /// camera's 16000 ~16/s (each frame is one write per reader).
+    audio_rate: u32,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -38,6 +41,7 @@ fn parse_args() -> anyhow::Result<Args> {
         seconds: 20,
         server: exe_dir.join("camrouter"),
         server_cmd: None,
+        audio_rate: 48000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -47,7 +51,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => a.seconds = v()?.parse()?,
             "--server" => a.server = PathBuf::from(v()?),
             "--server-cmd" => a.server_cmd = Some(v()?),
-            _ => bail!("usage: camrouter-bench [--readers N] [--seconds S] [--server PATH] [--server-cmd 'go2rtc -c {{config}}']"),
+            "--audio-rate" => a.audio_rate = v()?.parse()?,
+            _ => bail!("usage: camrouter-bench [--readers N] [--seconds S] [--audio-rate HZ] [--server PATH] [--server-cmd 'go2rtc -c {{config}}']"),
         }
     }
     Ok(a)
@@ -69,7 +74,7 @@ impl Drop for Proc {
     }
 }
 
-fn make_clip(dir: &Path) -> anyhow::Result<PathBuf> {
+fn make_clip(dir: &Path, audio_rate: u32) -> anyhow::Result<PathBuf> {
     let clip = dir.join("clip.mp4");
     let st = Command::new("ffmpeg")
         .args([
@@ -81,14 +86,9 @@ fn make_clip(dir: &Path) -> anyhow::Result<PathBuf> {
             "-i",
             "testsrc2=size=1280x720:rate=25",
         ])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "30",
-        ])
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:sample_rate={audio_rate}"))
+        .args(["-t", "30"])
         .args([
             "-c:v", "libx264", "-preset", "veryfast", "-b:v", "1900k", "-maxrate", "2000k",
         ])
@@ -185,7 +185,7 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let dir = std::env::temp_dir().join(format!("camrouter-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let clip = make_clip(&dir)?;
+    let clip = make_clip(&dir, args.audio_rate)?;
     let (api, rtsp) = (free_port()?, free_port()?);
     let config = dir.join("camrouter.yaml");
     std::fs::write(
@@ -268,6 +268,7 @@ fn main() -> anyhow::Result<()> {
     let min = got.iter().copied().min().unwrap_or(0) as f64;
     let cores = (cpu1 - cpu0) as f64 / clock_ticks() / wall;
     println!("readers            {}", args.readers);
+    println!("audio              AAC {} Hz", args.audio_rate);
     println!("window             {wall:.1} s");
     println!("server CPU         {cores:.3} cores");
     println!("server RSS idle    {:.1} MB", idle.1 as f64 / 1024.0);
