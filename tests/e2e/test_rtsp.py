@@ -264,3 +264,26 @@ def test_camera_over_websocket(server_factory, camera_factory, tmp_path):
     finally:
         bridge.kill()
         bridge.wait()
+
+
+def test_two_publishers_into_one_stream(server_factory):
+    s = server_factory("streams:\n  multi:\napi:\n  listen: 127.0.0.1:{port}\n").start()
+    url = f"{s.rtsp_url}/multi"
+    video = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+         "-c:v", "libx264", "-g", "25", "-f", "rtsp", "-rtsp_transport", "tcp", url],
+        stderr=subprocess.PIPE, text=True,
+    )
+    audio = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "sine=sample_rate=8000",
+         "-c:a", "pcm_alaw", "-f", "rtsp", "-rtsp_transport", "tcp", url],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert wait_until(lambda: len(s.get_json("/api/streams")["multi"]["producers"]) == 2, timeout=20)
+        streams = probe(f"{url}?video&audio")
+        assert sorted(st["codec_name"] for st in streams) == ["h264", "pcm_alaw"]
+    finally:
+        for p in (video, audio):
+            p.kill()
+            p.wait()
