@@ -22,6 +22,8 @@ const GOP_MAX_BYTES: usize = 16 << 20;
 pub struct OutFrame {
     pub track: usize,
     pub keyframe: bool,
+    /// When it was packetized: the clock for holding audio (see `out.rs`).
+    pub at: std::time::Instant,
     /// Interleaved with channel `2 * track`.
     pub rtp: RtpPackets,
 }
@@ -82,6 +84,11 @@ struct Fanout {
 /// producer's thread and must never block.
 pub trait FrameSink: Send + Sync {
     fn push(&self, frame: &Arc<OutFrame>, is_video: bool);
+
+    /// A hint that `push` comes soon: the fan-out calls it one session
+    /// ahead, so that the session's state is in cache by then (each push
+    /// is separated by a syscall that evicts it).
+    fn prefetch(&self) {}
 }
 
 /// All feeds of the server, by stream and query.
@@ -295,6 +302,7 @@ impl Consumer for FeedConsumer {
         let frame = Arc::new(OutFrame {
             track: idx,
             keyframe: packet.is_keyframe(),
+            at: std::time::Instant::now(),
             rtp,
         });
         let mut f = feed.fanout.lock().unwrap_or_else(|e| e.into_inner());
@@ -316,7 +324,13 @@ impl Consumer for FeedConsumer {
             f.gop_bytes += frame.rtp.bytes().len();
             f.gop.push(frame.clone());
         }
-        for s in &f.sessions {
+        if let Some(first) = f.sessions.first() {
+            first.prefetch();
+        }
+        for (i, s) in f.sessions.iter().enumerate() {
+            if let Some(next) = f.sessions.get(i + 1) {
+                next.prefetch();
+            }
             s.push(&frame, video);
         }
     }

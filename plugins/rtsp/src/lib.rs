@@ -29,6 +29,9 @@ pub struct Config {
     pub local_auth: bool,
     /// Largest RTP packet we send.
     pub pkt_size: usize,
+    /// Longest an audio frame waits to share the next video frame's write
+    /// (see `out.rs`); 0 writes every frame at once.
+    pub coalesce_ms: u64,
 }
 
 impl Config {
@@ -51,6 +54,11 @@ impl Config {
                 .and_then(|x| x.as_u64())
                 .map(|n| n.clamp(300, 65000) as usize)
                 .unwrap_or(1200),
+            coalesce_ms: v
+                .get("coalesce_ms")
+                .and_then(|x| x.as_u64())
+                .map(|n| n.min(1000))
+                .unwrap_or(50),
         }
     }
 }
@@ -111,6 +119,7 @@ impl Plugin for Rtsp {
             "default_query",
             "local_auth",
             "pkt_size",
+            "coalesce_ms",
             "worker_threads",
         ]
         .iter()

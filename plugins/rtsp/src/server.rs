@@ -121,7 +121,10 @@ impl Source for Publisher {
 
 async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
     let (mut rd, wr) = tcp.into_split();
-    let writer = ConnWriter::new(wr);
+    let writer = ConnWriter::new(
+        wr,
+        std::time::Duration::from_millis(server.config.coalesce_ms),
+    );
     tokio::spawn(writer.clone().run());
     let closing = Arc::new(Notify::new());
     let mut conn = Conn {
