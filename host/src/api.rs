@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
 use base64::Engine as _;
+use camrouter_plugin_api::url::query_pairs;
 use serde_json::{json, Value};
 
 use crate::app::{App, GO2RTC_VERSION};
@@ -113,20 +114,6 @@ pub fn json_response(value: &Value, pretty: bool) -> Response {
 
 fn empty_ok() -> Response {
     StatusCode::OK.into_response()
-}
-
-/// Query pairs in order, percent-decoded; repeated keys stay repeated (`src`).
-pub fn query_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|s| !s.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                crate::graph::filter::percent_decode(k),
-                crate::graph::filter::percent_decode(v),
-            )
-        })
-        .collect()
 }
 
 fn first<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {

@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod log;
 pub mod queue;
 pub mod sdk;
+pub mod url;
 
 pub use abi::{Codec, Direction, Media, MediaKind, Packet, FLAG_DISCONTINUITY, FLAG_KEYFRAME};
 pub use sdk::{Host, InitContext, Plugin, Responder, SourceEvents, WsSender};

@@ -2,6 +2,7 @@
 //! `microphone`, `mp4`. A filter says which medias a consumer wants; the
 //! negotiator matches them against producers in source order.
 
+use camrouter_plugin_api::url::query_decode;
 use camrouter_plugin_api::MediaKind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl Filter {
         let mut any = false;
         for pair in query.split('&').filter(|s| !s.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode(value);
+            let value = query_decode(value);
             match key {
                 "video" | "audio" => {
                     any = true;
@@ -113,30 +114,6 @@ impl Filter {
     }
 }
 
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,11 +139,5 @@ mod tests {
         let f = Filter::parse("mp4").unwrap();
         assert!(Filter::accepts(&f.wants[0].codecs, "H264"));
         assert!(!Filter::accepts(&f.wants[0].codecs, "JPEG"));
-    }
-
-    #[test]
-    fn decodes_percent() {
-        assert_eq!(percent_decode("a%20b+c%2"), "a b c%2");
-        assert_eq!(percent_decode("%zz"), "%zz");
     }
 }

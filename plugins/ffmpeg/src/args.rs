@@ -15,6 +15,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use camrouter_plugin_api::url::query_pairs;
+
 use crate::hardware::{HardwareEngine, UnknownEngine};
 
 /// ffmpeg's `-v` level when `log.ffmpeg` is not set (go2rtc's default).
@@ -842,7 +844,7 @@ fn input_template(
 /// (go2rtc's `virtual`); `audio[=SOURCE]` (camrouter) adds an lavfi audio
 /// source, `sine=frequency=1000` by default.
 fn virtual_input(input: &str, query: &str) -> Result<Vec<String>, Error> {
-    let q = parse_query(query);
+    let q = query_pairs(query);
     let values = |key: &str| -> Vec<&str> {
         q.iter()
             .filter(|(k, _)| k == key)
@@ -918,7 +920,7 @@ fn video_size(v: &str) -> String {
 
 /// `tts?text=hello&voice=slt`: speech from ffmpeg's flite filter.
 fn tts_input(input: &str, query: &str) -> Result<Vec<String>, Error> {
-    let q = parse_query(query);
+    let q = query_pairs(query);
     let get = |key: &str| q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let text = get("text")
         .filter(|t| !t.is_empty())
@@ -943,7 +945,7 @@ fn device_input(input: &str, query: &str) -> Result<Vec<String>, Error> {
             "device (only Linux V4L2/ALSA devices)".into(),
         ));
     }
-    let q = parse_query(query);
+    let q = query_pairs(query);
     let get = |key: &str| {
         q.iter()
             .find(|(k, _)| k == key)
@@ -989,41 +991,6 @@ fn device_input(input: &str, query: &str) -> Result<Vec<String>, Error> {
         return Ok(args);
     }
     Err(bad_input(input, "device needs video= or audio="))
-}
-
-/// `a=1&b&c=x%20y`, decoded like Go's `url.ParseQuery`, in order.
-fn parse_query(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Go's `url.QueryEscape`.
@@ -2098,10 +2065,8 @@ mod tests {
             query_escape("cam#video=h264 x/y"),
             "cam%23video%3Dh264+x%2Fy"
         );
-        assert_eq!(percent_decode("a%20b+c%2"), "a b c%2");
-        assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(
-            parse_query("video&size=720&&x=a%3Db"),
+            query_pairs("video&size=720&&x=a%3Db"),
             vec![
                 ("video".into(), "".into()),
                 ("size".into(), "720".into()),

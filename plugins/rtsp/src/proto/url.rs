@@ -7,6 +7,10 @@
 
 use super::auth::Credentials;
 
+/// Percent-decodes userinfo and paths (`+` stays `+`); shared with the host and
+/// the other plugins, and pure like the rest of this module.
+pub use camrouter_plugin_api::url::percent_decode;
+
 /// URL errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
@@ -180,34 +184,6 @@ impl RtspUrl {
     }
 }
 
-fn hexval(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Percent-decodes; malformed escapes are kept literally, invalid UTF-8 is replaced.
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hexval(b[i + 1]), hexval(b[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Removes `user:pass@` from a URL string (any scheme); other strings are returned as is.
 pub fn strip_credentials(url: &str) -> String {
     let Some(i) = url.find("://") else {
@@ -336,13 +312,6 @@ mod tests {
         // No password: user only.
         let u = RtspUrl::parse("rtsp://user@h").unwrap();
         assert_eq!(u.credentials().unwrap().password, "");
-    }
-
-    #[test]
-    fn percent() {
-        assert_eq!(percent_decode("a%20b%zz%4"), "a b%zz%4");
-        assert_eq!(percent_decode("%"), "%");
-        assert_eq!(percent_decode("%E2%82%AC"), "€");
     }
 
     #[test]
