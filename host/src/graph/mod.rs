@@ -1034,18 +1034,22 @@ impl SourceEvents for HostEvents {
     }
 }
 
-/// Masks secrets in URLs for logs and API answers: the password of
-/// `user:pass@` and values of query keys that look like secrets.
+/// Masks secrets in URLs for logs and API answers: the password of every
+/// `user:pass@` (a source may nest URLs, as `#transport=ws://user:pass@…`
+/// does) and values of query keys that look like secrets.
 pub fn mask(url: &str) -> String {
     let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let rest = &out[scheme_end + 3..];
+    let mut from = 0;
+    while let Some(i) = out[from..].find("://") {
+        let auth_start = from + i + 3;
+        from = auth_start;
+        let rest = &out[auth_start..];
         let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         if let Some(at) = rest[..auth_end].rfind('@') {
             if let Some(colon) = rest[..at].find(':') {
-                let start = scheme_end + 3 + colon + 1;
-                let end = scheme_end + 3 + at;
-                out.replace_range(start..end, "***");
+                let start = auth_start + colon + 1;
+                out.replace_range(start..auth_start + at, "***");
+                from = start + 3;
             }
         }
     }

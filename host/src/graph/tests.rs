@@ -236,6 +236,14 @@ fn masks_secrets() {
         "http://h/x?user=a&password=***#p"
     );
     assert_eq!(mask("exec:ffmpeg -i x"), "exec:ffmpeg -i x");
+    assert_eq!(
+        mask("rtsp://u:p@cam/s#transport=wss://wu:w@p@h:1/ws"),
+        "rtsp://u:***@cam/s#transport=wss://wu:***@h:1/ws"
+    );
+    assert_eq!(
+        mask("rtsp://cam/s#transport=ws://wu:wp@h/ws"),
+        "rtsp://cam/s#transport=ws://wu:***@h/ws"
+    );
 }
 
 #[tokio::test(start_paused = true)]
