@@ -20,6 +20,7 @@ use crate::proto::client::{Client, ClientConfig, ClientError, ClientEvent, Media
 use crate::proto::message::Method;
 use crate::proto::url::{join_control, RtspUrl};
 use crate::random;
+use crate::ws::Security;
 
 const BACKCHANNEL_QUEUE: usize = 64;
 
@@ -34,8 +35,8 @@ pub struct Options {
     pub backchannel: bool,
     /// `#transport=udp`: RTP over UDP instead of TCP interleaved.
     pub udp: bool,
-    /// `#transport=ws://…`: RTSP over WebSocket.
-    pub ws: Option<String>,
+    /// `#transport=ws://…` (or `wss://`, `wsx://`): RTSP over WebSocket.
+    pub ws: Option<crate::ws::Target>,
 }
 
 impl Options {
@@ -61,7 +62,9 @@ impl Options {
                 "backchannel" => o.backchannel = v != "0",
                 "transport" if v.eq_ignore_ascii_case("udp") => o.udp = true,
                 "transport" if v.eq_ignore_ascii_case("tcp") => o.udp = false,
-                "transport" if v.starts_with("ws://") => o.ws = Some(v.to_string()),
+                // Any URL here is a WebSocket; the parser names the schemes
+                // it takes when it is something else.
+                "transport" if v.contains("://") => o.ws = Some(crate::ws::Target::parse(v)?),
                 "transport" => {
                     return Err(format!("rtsp: #transport={v} is not supported"));
                 }
@@ -152,7 +155,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 async fn connect(url: &RtspUrl, opts: &Options) -> Result<Box<dyn Io>, String> {
     let timeout = opts.timeout;
     if let Some(ws) = &opts.ws {
-        // After the `#`, the URL was split at `#`: nothing else to strip.
         return Ok(Box::new(crate::ws::connect(ws, timeout).await?));
     }
     let addr = url.host_port();
@@ -254,8 +256,13 @@ async fn run(
     let now_ms = || started.elapsed().as_millis() as u64;
     events.info(json!({
         "format_name": "rtsp",
-        "protocol": if opts.ws.is_some() { "rtsp+ws" } else if opts.udp { "rtsp+udp" } else { "rtsp+tcp" },
-        "remote_addr": url.host_port(),
+        "protocol": match &opts.ws {
+            Some(t) if t.security == Security::Plain => "rtsp+ws",
+            Some(_) => "rtsp+wss",
+            None if opts.udp => "rtsp+udp",
+            None => "rtsp+tcp",
+        },
+        "remote_addr": opts.ws.as_ref().map_or_else(|| url.host_port(), |t| t.host_port()),
     }));
     // UDP: one task per media socket forwards datagrams here.
     let (udp_tx, mut udp_rx) = mpsc::channel::<(usize, Vec<u8>)>(1024);
@@ -461,6 +468,7 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::auth::Credentials;
 
     #[test]
     fn params() {
@@ -470,6 +478,24 @@ mod tests {
         assert_eq!(o.media.as_deref(), Some("video"));
         assert!(!o.backchannel);
         assert!(Options::parse("rtsp://cam/s#timeout=x").is_err());
+    }
+
+    #[test]
+    fn ws_transport() {
+        let o = Options::parse("rtsp://cam/s#transport=wss://u:p@h:8443/ws#timeout=3").unwrap();
+        let t = o.ws.unwrap();
+        assert_eq!((t.security, t.port), (Security::Tls, 8443));
+        assert_eq!(t.credentials, Some(Credentials::new("u", "p")));
+        assert!(!o.udp);
+        let o = Options::parse("rtsp://cam/s#transport=wsx://h/ws").unwrap();
+        assert_eq!(o.ws.unwrap().security, Security::TlsNoVerify);
+        assert!(Options::parse("rtsp://cam/s#transport=ws://h/ws")
+            .unwrap()
+            .ws
+            .is_some());
+        let e = Options::parse("rtsp://cam/s#transport=http://h/ws").unwrap_err();
+        assert!(e.contains("ws://, wss:// and wsx://"), "{e}");
+        assert!(Options::parse("rtsp://cam/s#transport=quic").is_err());
     }
 
     #[test]
