@@ -7,6 +7,8 @@
 pub mod abi;
 pub mod cmd;
 pub mod log;
+#[cfg(feature = "media")]
+pub mod media;
 pub mod queue;
 pub mod sdk;
 pub mod url;

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use camrouter_media::codec::{CodecInfo, MediaKind as MKind};
 use camrouter_media::pipe::{PipeDemuxer, PipeEvent};
 use camrouter_plugin_api::cmd::{check_allowed, split_args, split_params};
+use camrouter_plugin_api::media::to_media;
 use camrouter_plugin_api::sdk::{Consumer, Host, Source, SourceEvents};
 use camrouter_plugin_api::{Codec, Direction, Media, MediaKind, Packet, RArc, RVec, FLAG_KEYFRAME};
 use serde_json::json;
@@ -140,28 +140,6 @@ pub fn start(
     ExecSource {
         stop: Mutex::new(Some(stop_tx)),
         stdin: stdin_tx,
-    }
-}
-
-fn to_media(c: &CodecInfo) -> Media {
-    Media {
-        kind: match c.name.kind() {
-            MKind::Video => MediaKind::Video,
-            MKind::Audio => MediaKind::Audio,
-        },
-        direction: Direction::RecvOnly,
-        codecs: RVec::from(vec![Codec {
-            name: c.name.go2rtc_name().into(),
-            clock_rate: c.clock_rate,
-            channels: c.channels,
-            payload_type: 0,
-            fmtp: Default::default(),
-            extradata: RVec::from(c.extradata.clone()),
-            width: c.width,
-            height: c.height,
-            profile: c.profile.as_str().into(),
-            level: c.level.as_str().into(),
-        }]),
     }
 }
 

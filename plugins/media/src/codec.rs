@@ -67,6 +67,24 @@ impl CodecName {
         }
     }
 
+    /// The codec go2rtc calls `name` (exactly as [`go2rtc_name`](Self::go2rtc_name)
+    /// spells it); `None` for codecs this crate does not know.
+    pub fn from_go2rtc_name(name: &str) -> Option<CodecName> {
+        Some(match name {
+            "H264" => CodecName::H264,
+            "H265" => CodecName::H265,
+            "JPEG" => CodecName::Mjpeg,
+            "MPEG4-GENERIC" => CodecName::Aac,
+            "OPUS" => CodecName::Opus,
+            "PCMA" => CodecName::Pcma,
+            "PCMU" => CodecName::Pcmu,
+            "L16" => CodecName::PcmS16be,
+            "PCML" => CodecName::PcmS16le,
+            "G722" => CodecName::G722,
+            _ => return None,
+        })
+    }
+
     /// Video or audio.
     pub fn kind(self) -> MediaKind {
         match self {
@@ -172,6 +190,12 @@ mod tests {
                 "G722"
             ]
         );
+        for c in all {
+            assert_eq!(CodecName::from_go2rtc_name(c.go2rtc_name()), Some(c));
+        }
+        for other in ["h264", "MP4A-LATM", "FLAC", "VP8", ""] {
+            assert_eq!(CodecName::from_go2rtc_name(other), None);
+        }
         assert_eq!(CodecName::Mjpeg.kind(), MediaKind::Video);
         assert_eq!(CodecName::Pcmu.kind(), MediaKind::Audio);
         assert_eq!(

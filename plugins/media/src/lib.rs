@@ -19,6 +19,7 @@ pub mod detect;
 pub mod error;
 pub mod h264;
 pub mod h265;
+pub mod jpeg_huffman;
 pub mod mjpeg;
 pub mod mpegts;
 pub mod pay;

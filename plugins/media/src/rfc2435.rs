@@ -58,7 +58,7 @@ const AC_CHROMA_VALS: [u8; 162] = [
 ];
 
 /// The four standard tables as (Tc<<4 | Th, bits, vals).
-const STD_HUFFMAN: [(u8, &[u8; 16], &[u8]); 4] = [
+pub(crate) const STD_HUFFMAN: [(u8, &[u8; 16], &[u8]); 4] = [
     (0x00, &DC_LUMA_BITS, &DC_VALS),
     (0x10, &AC_LUMA_BITS, &AC_LUMA_VALS),
     (0x01, &DC_CHROMA_BITS, &DC_VALS),
