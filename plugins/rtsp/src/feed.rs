@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use camrouter_media::pay::{Framing, Packetizer, RtpPackets};
 use camrouter_media::CodecInfo;
@@ -23,7 +24,10 @@ pub struct OutFrame {
     pub track: usize,
     pub keyframe: bool,
     /// When it was packetized: the clock for holding audio (see `out.rs`).
-    pub at: std::time::Instant,
+    pub at: Instant,
+    /// Audio that may wait for the next video frame's write: video is
+    /// flowing at least every `coalesce`.
+    pub hold: bool,
     /// Interleaved with channel `2 * track`.
     pub rtp: RtpPackets,
 }
@@ -78,6 +82,9 @@ struct Fanout {
     sessions: Vec<Arc<dyn FrameSink>>,
     gop: Vec<Arc<OutFrame>>,
     gop_bytes: usize,
+    /// The last video frame, and the smoothed interval between them.
+    video_last: Option<Instant>,
+    video_interval: Duration,
 }
 
 /// Where a feed delivers frames: one per playing session. `push` runs on the
@@ -97,6 +104,7 @@ pub struct Feeds {
     map: Mutex<HashMap<String, Weak<Feed>>>,
     me: Weak<Feeds>,
     mtu: usize,
+    coalesce: Duration,
 }
 
 fn payload_type(info: &CodecInfo, index: usize) -> u8 {
@@ -110,12 +118,13 @@ fn payload_type(info: &CodecInfo, index: usize) -> u8 {
 }
 
 impl Feeds {
-    pub fn new(host: Host, mtu: usize) -> Arc<Feeds> {
+    pub fn new(host: Host, mtu: usize, coalesce: Duration) -> Arc<Feeds> {
         Arc::new_cyclic(|me| Feeds {
             host,
             map: Mutex::default(),
             me: me.clone(),
             mtu,
+            coalesce,
         })
     }
 
@@ -140,6 +149,7 @@ impl Feeds {
         let consumer = FeedConsumer {
             feed: Arc::downgrade(&feed),
             mtu: self.mtu,
+            coalesce: self.coalesce,
         };
         let info = json!({"format_name": "rtsp", "protocol": "rtsp+tcp", "remote_addr": remote});
         let id = self.host.add_consumer(stream, query, info, consumer);
@@ -210,6 +220,7 @@ impl Drop for Feed {
 struct FeedConsumer {
     feed: Weak<Feed>,
     mtu: usize,
+    coalesce: Duration,
 }
 
 impl Consumer for FeedConsumer {
@@ -298,14 +309,39 @@ impl Consumer for FeedConsumer {
                 return;
             }
         }
+        if rtp.is_empty() {
+            return;
+        }
         let video = t.media.kind == MediaKind::Video;
+        let at = Instant::now();
+        let mut f = feed.fanout.lock().unwrap_or_else(|e| e.into_inner());
+        let hold = if video {
+            if let Some(last) = f.video_last {
+                let delta = at
+                    .saturating_duration_since(last)
+                    .min(Duration::from_secs(1));
+                f.video_interval = if f.video_interval.is_zero() {
+                    delta
+                } else {
+                    (f.video_interval * 7 + delta) / 8
+                };
+            }
+            f.video_last = Some(at);
+            false
+        } else {
+            !self.coalesce.is_zero()
+                && !f.video_interval.is_zero()
+                && f.video_interval <= self.coalesce
+                && f.video_last
+                    .is_some_and(|l| at.saturating_duration_since(l) <= self.coalesce)
+        };
         let frame = Arc::new(OutFrame {
             track: idx,
             keyframe: packet.is_keyframe(),
-            at: std::time::Instant::now(),
+            at,
+            hold,
             rtp,
         });
-        let mut f = feed.fanout.lock().unwrap_or_else(|e| e.into_inner());
         if video {
             if frame.keyframe {
                 f.gop.clear();

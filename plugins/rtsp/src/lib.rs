@@ -93,7 +93,11 @@ impl Plugin for Rtsp {
                 .set_fact("rtsp.internal_url", &format!("rtsp://127.0.0.1:{port}"));
             let server = Arc::new(server::Server {
                 host: ctx.host.clone(),
-                feeds: feed::Feeds::new(ctx.host.clone(), config.pkt_size),
+                feeds: feed::Feeds::new(
+                    ctx.host.clone(),
+                    config.pkt_size,
+                    std::time::Duration::from_millis(config.coalesce_ms),
+                ),
                 config,
                 started: std::time::Instant::now(),
             });

@@ -5,14 +5,16 @@
 //! more than `MAX_PENDING` frames loses frames until the next video keyframe,
 //! counted; the producer never waits.
 //!
-//! On a session that plays video, audio frames may wait up to `coalesce`
-//! (`rtsp.coalesce_ms`) and go out in the same write as the next video
-//! frame. On loopback most of the server's CPU is the kernel's per-write TCP
-//! cost, and with 48 kHz AAC there are about two audio frames per video
-//! frame, so this cuts the writes per session by two thirds. A player cannot
-//! show audio at time T in sync before it has the video for T, which comes in
-//! that next write; the wait is bounded all the same, checked when the next
-//! frame arrives.
+//! On a session that plays video over TCP, an audio frame may wait for the
+//! next video frame and go out in the same write. On loopback most of the
+//! server's CPU is the kernel's per-write TCP cost, and with 48 kHz AAC there
+//! are about two audio frames per video frame, so this cuts the writes per
+//! session by two thirds. The feed allows it (`OutFrame::hold`) only while
+//! video arrives at least every `coalesce` (`rtsp.coalesce_ms`, 50 ms: 20 fps
+//! and up), so audio is late by at most one video frame interval. If video
+//! then stops, the next audio frame after `coalesce` takes the held ones out
+//! with it (the feed no longer allows holding either); a stream that stops
+//! altogether keeps its last few held audio frames until it resumes.
 //!
 //! `push` runs once per frame per session, so what it touches is kept in one
 //! place (the state behind the mutex, no further pointers to chase), and the
@@ -40,8 +42,8 @@ const MAX_PENDING: usize = 256;
 const MAX_IOV: usize = 64;
 /// Held frames plus one that are written from a stack array.
 const INLINE_IOV: usize = 16;
-/// Tracks a session can play; an SDP has a handful.
-pub const MAX_TRACKS: usize = 8;
+/// Tracks kept in the session's state itself; more go to `more_transports`.
+const INLINE_TRACKS: usize = 8;
 
 enum Item {
     Frame(Arc<OutFrame>),
@@ -66,19 +68,38 @@ struct State {
     dropping: bool,
     /// Set by PLAY.
     playing: bool,
+    /// Plays a video track (on any transport): drops wait for a keyframe.
     has_video: bool,
+    /// Plays a video track over TCP: audio may wait for its writes.
+    tcp_video: bool,
     /// Our track → transport.
-    transports: [Option<SetupTransport>; MAX_TRACKS],
+    transports: [Option<SetupTransport>; INLINE_TRACKS],
     pending: VecDeque<(Item, usize)>,
     /// Audio waiting for the next video frame's write.
     held: Vec<Item>,
     /// When the oldest held audio frame was made.
     held_since: Option<std::time::Instant>,
     udp: Option<(Arc<UdpSocket>, IpAddr)>,
+    /// Transports of tracks from `INLINE_TRACKS` on (rare).
+    more_transports: Vec<Option<SetupTransport>>,
 }
 
-/// `repr(C)`: the state and what `push` reads with it come first.
-#[repr(C)]
+impl State {
+    fn transport(&self, track: usize) -> Option<SetupTransport> {
+        match self.transports.get(track) {
+            Some(t) => *t,
+            None => self
+                .more_transports
+                .get(track - INLINE_TRACKS)
+                .copied()
+                .flatten(),
+        }
+    }
+}
+
+/// `repr(C)`: the state and what `push` reads with it come first, from the
+/// start of a cache line.
+#[repr(C, align(64))]
 pub struct ConnWriter {
     state: Mutex<State>,
     /// Longest an audio frame waits for a video frame; zero: never.
@@ -132,20 +153,34 @@ impl ConnWriter {
         self.write(&mut st, Item::Bytes(bytes));
     }
 
+    /// Starts playing `transports` (our track → transport); `is_video`
+    /// tells which of our tracks are video.
     pub fn start_play(
         &self,
         transports: HashMap<usize, SetupTransport>,
-        has_video: bool,
+        is_video: impl Fn(usize) -> bool,
         udp: Option<(Arc<UdpSocket>, IpAddr)>,
     ) {
         let mut st = self.lock();
+        st.transports = [None; INLINE_TRACKS];
+        st.more_transports.clear();
+        st.has_video = false;
+        st.tcp_video = false;
         for (t, tr) in transports {
-            match st.transports.get_mut(t) {
-                Some(slot) => *slot = Some(tr),
-                None => tracing::warn!("rtsp: track {t} not played: at most {MAX_TRACKS} tracks"),
+            if is_video(t) {
+                st.has_video = true;
+                st.tcp_video |= matches!(tr, SetupTransport::Tcp { .. });
+            }
+            if t < INLINE_TRACKS {
+                st.transports[t] = Some(tr);
+            } else {
+                let i = t - INLINE_TRACKS;
+                if st.more_transports.len() <= i {
+                    st.more_transports.resize(i + 1, None);
+                }
+                st.more_transports[i] = Some(tr);
             }
         }
-        st.has_video = has_video;
         st.udp = udp;
         st.playing = true;
     }
@@ -250,8 +285,11 @@ impl ConnWriter {
                     }
                 };
                 let all = n == slices.iter().map(|s| s.len()).sum::<usize>();
+                let count = slices.len();
                 drop(slices);
-                while n > 0 {
+                // Pops what was written, empty items included (an empty
+                // item left at the front would be retried forever).
+                for _ in 0..count {
                     let Some((item, off)) = st.pending.front_mut() else {
                         break;
                     };
@@ -261,7 +299,7 @@ impl ConnWriter {
                         st.pending.pop_front();
                     } else {
                         *off += n;
-                        n = 0;
+                        break;
                     }
                 }
                 if !all {
@@ -307,7 +345,7 @@ impl FrameSink for ConnWriter {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match st.transports.get(frame.track).copied().flatten() {
+        match st.transport(frame.track) {
             Some(SetupTransport::Tcp { rtp_channel, .. }) => {
                 let item = if rtp_channel as usize == frame.track * 2 {
                     Item::Frame(frame.clone())
@@ -321,7 +359,13 @@ impl FrameSink for ConnWriter {
                     }
                     Item::Bytes(b)
                 };
-                if is_video || !st.has_video || self.coalesce.is_zero() || !st.pending.is_empty() {
+                if is_video
+                    || !frame.hold
+                    || !st.tcp_video
+                    || self.coalesce.is_zero()
+                    || !st.pending.is_empty()
+                    || st.closed
+                {
                     return self.write(&mut st, item);
                 }
                 match st.held_since {
@@ -360,6 +404,16 @@ mod tests {
     /// A PCMU frame of `fill` bytes on `track`, made at `at`: PCMU goes out
     /// whole, so the bytes on the wire are easy to find.
     fn frame(track: usize, fill: u8, keyframe: bool, at: Instant) -> Arc<OutFrame> {
+        frame_hold(track, fill, keyframe, at, true)
+    }
+
+    fn frame_hold(
+        track: usize,
+        fill: u8,
+        keyframe: bool,
+        at: Instant,
+        hold: bool,
+    ) -> Arc<OutFrame> {
         let info = CodecInfo::new(CodecName::Pcmu, 8000);
         let mut p = Packetizer::new(&info, 0, 1, 1200).expect("pcmu packetizer");
         let mut rtp = RtpPackets::new(Framing::Interleaved((track * 2) as u8));
@@ -368,6 +422,7 @@ mod tests {
             track,
             keyframe,
             at,
+            hold,
             rtp,
         })
     }
@@ -396,7 +451,7 @@ mod tests {
                 rtcp_channel: 3,
             },
         );
-        w.start_play(tr, true, None);
+        w.start_play(tr, |t| t == 0, None);
         let c = c.into_std().expect("std stream");
         c.set_nonblocking(true).expect("nonblocking");
         (w, c)
@@ -473,7 +528,7 @@ mod tests {
                 rtcp_channel: 3,
             },
         );
-        w.start_play(tr, false, None);
+        w.start_play(tr, |_| false, None);
         w.push(&frame(1, 0xA1, false, Instant::now()), false);
         assert_eq!(fills(&readable_now(&c)), vec![(2, 0xA1)]);
     }
@@ -487,5 +542,83 @@ mod tests {
         let (frames, resp) = got.split_at(got.len() - 19);
         assert_eq!(fills(frames), vec![(2, 0xA1)]);
         assert_eq!(resp, b"RTSP/1.0 200 OK\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn audio_goes_at_once_when_the_feed_does_not_allow_holding() {
+        let (w, c) = pair(50).await;
+        w.push(&frame_hold(1, 0xA1, false, Instant::now(), false), false);
+        assert_eq!(fills(&readable_now(&c)), vec![(2, 0xA1)]);
+    }
+
+    #[tokio::test]
+    async fn tracks_past_the_inline_ones_are_played() {
+        let (w, c) = pair(50).await;
+        let mut tr = HashMap::new();
+        tr.insert(
+            9,
+            SetupTransport::Tcp {
+                rtp_channel: 18,
+                rtcp_channel: 19,
+            },
+        );
+        w.start_play(tr, |_| false, None);
+        w.push(&frame(9, 0xC1, false, Instant::now()), false);
+        assert_eq!(fills(&readable_now(&c)), vec![(18, 0xC1)]);
+    }
+
+    /// A client that does not read: the socket fills, the rest is queued
+    /// and the writer task sends it, in order and byte for byte, as the
+    /// client catches up; an empty item in the queue does not stall it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_socket_queues_in_order_and_the_writer_task_drains_it() {
+        let (w, c) = pair(50).await;
+        let small: libc::c_int = 4096;
+        // SAFETY: setsockopt with a valid fd and an int option value.
+        let rc = unsafe {
+            libc::setsockopt(
+                w.fd,
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                &small as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        tokio::spawn(w.clone().run());
+        let t = Instant::now();
+        let big: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut expected = Vec::new();
+        w.send_bytes(big.clone());
+        expected.extend_from_slice(&big);
+        w.send_bytes(Vec::new());
+        let frames = [
+            frame(1, 0xA1, false, t),
+            frame(0, 0xB1, true, t),
+            frame(1, 0xA2, false, t),
+        ];
+        for f in &frames {
+            w.push(f, f.track == 0);
+            expected.extend_from_slice(f.rtp.bytes());
+        }
+        w.send_bytes(b"RTSP/1.0 200 OK\r\n\r\n".to_vec());
+        expected.extend_from_slice(b"RTSP/1.0 200 OK\r\n\r\n");
+        w.send_bytes(Vec::new());
+        assert!(!w.lock().pending.is_empty(), "the socket did not fill up");
+
+        let got = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut c = c;
+            c.set_nonblocking(false).expect("blocking");
+            c.set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            let mut got = vec![0u8; expected.len()];
+            c.read_exact(&mut got).expect("everything arrives");
+            (got, expected)
+        })
+        .await
+        .expect("reader");
+        assert!(got.0 == got.1, "bytes differ from what was sent, in order");
+        assert!(w.lock().pending.is_empty());
     }
 }

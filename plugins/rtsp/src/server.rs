@@ -407,15 +407,14 @@ impl Conn {
         let start: After = Box::new(|conn: &mut Conn| {
             let Some(play) = &conn.play else { return };
             let tracks = play.feed.tracks();
-            let has_video = play.transports.keys().any(|i| {
-                tracks
-                    .list
-                    .get(*i)
-                    .is_some_and(|t| t.media.kind == MediaKind::Video)
-            });
             conn.writer.start_play(
                 play.transports.clone(),
-                has_video,
+                |i| {
+                    tracks
+                        .list
+                        .get(i)
+                        .is_some_and(|t| t.media.kind == MediaKind::Video)
+                },
                 play.udp.clone().map(|u| (u, conn.peer.ip())),
             );
             let sink: Arc<dyn FrameSink> = conn.writer.clone();
