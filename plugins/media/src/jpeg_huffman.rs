@@ -108,6 +108,7 @@ impl DecodeTable {
         Ok(t)
     }
 
+    #[inline]
     fn decode(&self, r: &mut BitReader<'_>) -> Result<u8> {
         let peek = r.peek16();
         let e = self
@@ -127,7 +128,7 @@ impl DecodeTable {
                 let v = *self
                     .vals
                     .get(idx as usize)
-                    .ok_or(Error::invalid(WHAT, "bad Huffman code"))?;
+                    .ok_or_else(|| Error::invalid(WHAT, "bad Huffman code"))?;
                 r.consume(len)?;
                 return Ok(v);
             }
@@ -155,6 +156,7 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    #[inline]
     fn fill(&mut self) {
         while self.nbits <= 56 {
             let Some(&b) = self.data.get(self.pos) else {
@@ -175,6 +177,7 @@ impl<'a> BitReader<'a> {
 
     /// The next 16 bits; past the end of the data they read as 1s (the
     /// padding), but [`consume`](Self::consume) refuses to go there.
+    #[inline]
     fn peek16(&mut self) -> u32 {
         if self.nbits < 16 {
             self.fill();
@@ -186,6 +189,7 @@ impl<'a> BitReader<'a> {
         v
     }
 
+    #[inline]
     fn consume(&mut self, n: u32) -> Result<()> {
         if n > self.nbits {
             return Err(Error::Truncated("JPEG scan data"));
@@ -196,6 +200,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// `n` (0..=16) raw bits.
+    #[inline]
     fn bits(&mut self, n: u32) -> Result<u16> {
         if n == 0 {
             return Ok(0);
@@ -237,12 +242,34 @@ struct BitWriter<'a> {
 }
 
 impl BitWriter<'_> {
+    /// Append the low `len` (0..=32) bits of `code`.
+    #[inline]
     fn put(&mut self, code: u32, len: u32) {
-        if len == 0 {
-            return;
-        }
-        self.acc = (self.acc << len) | u64::from(code & ((1u32 << len) - 1));
+        // Fewer than 32 bits are pending, so at most 63 after this.
+        self.acc = (self.acc << len) | (u64::from(code) & ((1u64 << len) - 1));
         self.nbits += len;
+        if self.nbits >= 32 {
+            self.nbits -= 32;
+            let word = ((self.acc >> self.nbits) as u32).to_be_bytes();
+            if word.contains(&0xFF) {
+                for b in word {
+                    self.out.push(b);
+                    if b == 0xFF {
+                        self.out.push(0);
+                    }
+                }
+            } else {
+                self.out.extend_from_slice(&word);
+            }
+        }
+    }
+
+    /// Write out what is pending, the last byte padded with 1 bits
+    /// (T.81 F.1.2.3).
+    fn flush(&mut self) {
+        let pad = (8 - self.nbits % 8) % 8;
+        self.acc = (self.acc << pad) | ((1u64 << pad) - 1);
+        self.nbits += pad;
         while self.nbits >= 8 {
             self.nbits -= 8;
             let b = (self.acc >> self.nbits) as u8;
@@ -250,14 +277,6 @@ impl BitWriter<'_> {
             if b == 0xFF {
                 self.out.push(0);
             }
-        }
-    }
-
-    /// Pad the last byte with 1 bits (T.81 F.1.2.3).
-    fn flush(&mut self) {
-        if self.nbits > 0 {
-            let pad = 8 - self.nbits;
-            self.put((1 << pad) - 1, pad);
         }
     }
 
@@ -296,7 +315,9 @@ impl EncodeTable {
         t
     }
 
-    fn put(&self, w: &mut BitWriter<'_>, symbol: u8) -> Result<()> {
+    /// Write the code of `symbol` followed by `extra` bits of `bits`.
+    #[inline]
+    fn put(&self, w: &mut BitWriter<'_>, symbol: u8, bits: u16, extra: u8) -> Result<()> {
         let size = self.size[usize::from(symbol)];
         if size == 0 {
             return Err(Error::invalid(
@@ -304,7 +325,10 @@ impl EncodeTable {
                 format!("symbol 0x{symbol:02x} has no standard code"),
             ));
         }
-        w.put(u32::from(self.code[usize::from(symbol)]), u32::from(size));
+        let extra = u32::from(extra);
+        let bits = u32::from(bits) & ((1 << extra) - 1);
+        let code = (u32::from(self.code[usize::from(symbol)]) << extra) | bits;
+        w.put(code, u32::from(size) + extra);
         Ok(())
     }
 }
@@ -561,6 +585,18 @@ fn walk_scan(
     let mut r = BitReader::new(data);
     let ri = u64::from(h.restart_interval);
     let mut next_rst = 0u8;
+    // (scan component, blocks per MCU, DC table, AC table)
+    let mut units = Vec::with_capacity(per_mcu.len());
+    for &(i, blocks) in &per_mcu {
+        let sc = h.scan[i];
+        let dc = h.tables[0][sc.dc]
+            .as_ref()
+            .ok_or_else(|| Error::invalid(WHAT, "no DC table"))?;
+        let ac = h.tables[1][sc.ac]
+            .as_ref()
+            .ok_or_else(|| Error::invalid(WHAT, "no AC table"))?;
+        units.push((i as u8, blocks, dc, ac));
+    }
     for mcu in 0..mcus {
         if ri != 0 && mcu != 0 && mcu % ri == 0 {
             match r.next_marker() {
@@ -573,15 +609,7 @@ fn walk_scan(
             sink(Symbol::Restart(next_rst))?;
             next_rst = (next_rst + 1) & 7;
         }
-        for &(i, blocks) in &per_mcu {
-            let sc = h.scan[i];
-            let dc = h.tables[0][sc.dc]
-                .as_ref()
-                .ok_or(Error::invalid(WHAT, "no DC table"))?;
-            let ac = h.tables[1][sc.ac]
-                .as_ref()
-                .ok_or(Error::invalid(WHAT, "no AC table"))?;
-            let comp = i as u8;
+        for &(comp, blocks, dc, ac) in &units {
             for _ in 0..blocks {
                 let size = dc.decode(&mut r)?;
                 if size > 11 {
@@ -704,12 +732,10 @@ pub fn to_standard_huffman(jpeg: &[u8], out: &mut Vec<u8>) -> Result<()> {
     walk_scan(jpeg, &h, |sym| {
         match sym {
             Symbol::Dc { comp, size, bits } => {
-                enc[table_of[usize::from(comp)]][0].put(&mut w, size)?;
-                w.put(u32::from(bits), u32::from(size));
+                enc[table_of[usize::from(comp)]][0].put(&mut w, size, bits, size)?;
             }
             Symbol::Ac { comp, rs, bits } => {
-                enc[table_of[usize::from(comp)]][1].put(&mut w, rs)?;
-                w.put(u32::from(bits), u32::from(rs & 0x0F));
+                enc[table_of[usize::from(comp)]][1].put(&mut w, rs, bits, rs & 0x0F)?;
             }
             Symbol::Restart(n) => {
                 w.flush();

@@ -3,6 +3,7 @@
 //! and B) and extraction of what RTP carries from a JFIF image.
 
 use crate::error::{Error, Result};
+use crate::jpeg_huffman::unsupported_sof;
 
 /// RFC 2435 Appendix A default luma table (ITU-T T.81 Table K.1), in
 /// zig-zag order as it appears in a DQT segment.
@@ -165,8 +166,12 @@ pub struct ParsedJpeg<'a> {
     pub params: JpegParams,
     /// Entropy-coded scan data, without the final EOI.
     pub scan: &'a [u8],
-    /// False when a DHT segment differs from the standard tables, which
-    /// RFC 2435 cannot signal (the receiver will assume the standard ones).
+    /// False when a DHT segment differs from the standard tables, or the
+    /// scan does not use them the way the headers an RFC 2435 receiver
+    /// rebuilds do (one scan with the 3 components in frame order, Y on
+    /// tables 0, Cb and Cr on tables 1). RFC 2435 cannot signal either:
+    /// such an image must be re-encoded
+    /// ([`to_standard_huffman`](crate::jpeg_huffman::to_standard_huffman)).
     pub standard_huffman: bool,
 }
 
@@ -201,6 +206,7 @@ pub fn parse_jpeg(jpeg: &[u8]) -> Result<ParsedJpeg<'_>> {
     let mut sof: Option<&[u8]> = None;
     let mut restart_interval = 0u16;
     let mut standard_huffman = true;
+    let sos;
     let mut pos = 2;
     loop {
         let (Some(&ff), Some(&m)) = (jpeg.get(pos), jpeg.get(pos + 1)) else {
@@ -246,9 +252,13 @@ pub fn parse_jpeg(jpeg: &[u8]) -> Result<ParsedJpeg<'_>> {
             }
             0xC0 | 0xC1 => sof = Some(body),
             0xC2..=0xCF if m != 0xC4 && m != 0xC8 && m != 0xCC => {
-                return Err(Error::unsupported(WHAT, "not baseline (SOF0/SOF1)"));
+                let why = unsupported_sof(m).unwrap_or("not baseline (SOF0/SOF1)");
+                return Err(Error::unsupported(WHAT, why));
             }
-            0xDA => break,
+            0xDA => {
+                sos = body;
+                break;
+            }
             _ => {}
         }
     }
@@ -267,6 +277,10 @@ pub fn parse_jpeg(jpeg: &[u8]) -> Result<ParsedJpeg<'_>> {
         (0x22, 0x11, 0x11) => 1,
         _ => return Err(Error::unsupported(WHAT, "sampling is not 4:2:2 or 4:2:0")),
     };
+    // The receiver's SOS: components 1, 2, 3 (ours in frame order) on
+    // tables 0x00, 0x11, 0x11, sequential.
+    let std_sos = [3, f[6], 0x00, f[9], 0x11, f[12], 0x11, 0, 63, 0];
+    standard_huffman &= sos.get(..10) == Some(&std_sos[..]);
     if f[11] != f[14] {
         return Err(Error::unsupported(WHAT, "Cb and Cr use different tables"));
     }
@@ -359,5 +373,11 @@ mod tests {
         for n in 0..img.len() {
             let _ = parse_jpeg(&img[..n]);
         }
+        // Standard DHT but Cb on the luma tables: the receiver would use
+        // the wrong ones.
+        let sos = img.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        assert_eq!(img[sos + 8], 0x11);
+        img[sos + 8] = 0x00;
+        assert!(!parse_jpeg(&img).unwrap().standard_huffman);
     }
 }

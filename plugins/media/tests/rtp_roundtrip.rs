@@ -5,6 +5,7 @@ use camrouter_media::depay::{
     AacHbrDepacketizer, AacHbrParams, H26xDepacketizer, JpegDepacketizer, LatmDepacketizer,
     PassthroughDepacketizer,
 };
+use camrouter_media::jpeg_huffman::to_standard_huffman;
 use camrouter_media::mjpeg::MjpegSplitter;
 use camrouter_media::pay::{Framing, Packetizer, RtpPackets};
 use camrouter_media::rfc2435::parse_jpeg;
@@ -344,33 +345,73 @@ fn mjpeg_roundtrip() {
         let images = jpeg_images(file);
         assert!(images.len() >= 3);
         let info = camrouter_media::mjpeg::codec_info(320, 240);
-        let mut p = Packetizer::new(&info, 26, 3, 1000).unwrap();
-        let mut out = RtpPackets::new(Framing::Datagram);
-        let r = p.packetize(&images[0], 0, &mut out);
-        assert_eq!(r.is_ok(), standard, "{file}");
-        p.allow_nonstandard_huffman(true);
-        let refs: Vec<&[u8]> = images.iter().map(|i| &i[..]).collect();
-        let packets = packetize(&mut p, &refs, 9000);
-        let mut d = JpegDepacketizer::new();
-        let out = depacketize(&mut d, &packets);
-        assert_eq!(out.len(), images.len());
-        for (o, img) in out.iter().zip(&images) {
-            let (a, b) = (parse_jpeg(&o.data).unwrap(), parse_jpeg(img).unwrap());
-            assert_eq!(a.scan, b.scan, "{file}");
-            assert_eq!(a.params, b.params, "{file}");
-            assert!(a.standard_huffman);
-            assert_eq!(
-                camrouter_media::mjpeg::dimensions(&o.data),
-                Some((320, 240))
-            );
-            // Rebuilding is a fixed point.
-            let again = depacketize(
-                &mut JpegDepacketizer::new(),
-                &packetize(&mut p, &[&o.data], 0),
-            );
-            assert_eq!(again[0].data, o.data);
+        // Default: non-standard tables are re-encoded; with
+        // allow_nonstandard_huffman the scan goes out as it is.
+        for raw in [false, true] {
+            let mut p = Packetizer::new(&info, 26, 3, 1000).unwrap();
+            p.allow_nonstandard_huffman(raw);
+            let refs: Vec<&[u8]> = images.iter().map(|i| &i[..]).collect();
+            let packets = packetize(&mut p, &refs, 9000);
+            let mut d = JpegDepacketizer::new();
+            let out = depacketize(&mut d, &packets);
+            assert_eq!(out.len(), images.len());
+            for (o, img) in out.iter().zip(&images) {
+                let (a, b) = (parse_jpeg(&o.data).unwrap(), parse_jpeg(img).unwrap());
+                assert_eq!(b.standard_huffman, standard, "{file}");
+                if standard || raw {
+                    assert_eq!(a.scan, b.scan, "{file}");
+                } else {
+                    let mut std = Vec::new();
+                    to_standard_huffman(img, &mut std).unwrap();
+                    assert_eq!(a.scan, parse_jpeg(&std).unwrap().scan, "{file}");
+                    assert_ne!(a.scan, b.scan, "{file}");
+                }
+                assert_eq!(a.params, b.params, "{file}");
+                assert!(a.standard_huffman);
+                assert_eq!(
+                    camrouter_media::mjpeg::dimensions(&o.data),
+                    Some((320, 240))
+                );
+                // Rebuilding is a fixed point.
+                let again = depacketize(
+                    &mut JpegDepacketizer::new(),
+                    &packetize(&mut p, &[&o.data], 0),
+                );
+                assert_eq!(again[0].data, o.data);
+            }
         }
     }
+}
+
+#[test]
+fn jpeg_optimal_huffman_is_reencoded() {
+    let info = camrouter_media::mjpeg::codec_info(320, 240);
+    let mut p = Packetizer::new(&info, 26, 3, 1000).unwrap();
+    // ffmpeg wrote the same coefficients with its default tables: what the
+    // receiver rebuilds is exactly that scan.
+    let opt = load("jpeg_opt_420.jpg");
+    let out = depacketize(&mut JpegDepacketizer::new(), &packetize(&mut p, &[&opt], 0));
+    let std = load("jpeg_std_420.jpg");
+    let (a, b) = (parse_jpeg(&out[0].data).unwrap(), parse_jpeg(&std).unwrap());
+    assert_eq!(a.scan, b.scan);
+    assert_eq!(a.params, b.params);
+    // Restart intervals survive (type 65).
+    let rst = load("jpeg_opt_420_100x74_rst.jpg");
+    let packets = packetize(&mut p, &[&rst], 0);
+    assert_eq!(RtpPacket::parse(&packets[0]).unwrap().payload[4], 65);
+    let out = depacketize(&mut JpegDepacketizer::new(), &packets);
+    let a = parse_jpeg(&out[0].data).unwrap();
+    let mut again = Vec::new();
+    to_standard_huffman(&rst, &mut again).unwrap();
+    assert_eq!(a.scan, parse_jpeg(&again).unwrap().scan);
+    assert_eq!(a.params.restart_interval, 2);
+    // What RFC 2435 has no type for is still refused, with a reason.
+    let mut out = RtpPackets::new(Framing::Datagram);
+    for f in ["jpeg_opt_422.jpg", "jpeg_opt_444.jpg", "jpeg_opt_gray.jpg"] {
+        let e = p.packetize(&load(f), 0, &mut out).unwrap_err();
+        assert!(matches!(e, Error::Unsupported { .. }), "{f}: {e}");
+    }
+    assert!(out.is_empty());
 }
 
 #[test]

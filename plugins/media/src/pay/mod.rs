@@ -27,6 +27,7 @@ use std::ops::Range;
 
 use crate::codec::{CodecInfo, CodecName};
 use crate::error::{Error, Result};
+use crate::jpeg_huffman::to_standard_huffman;
 use crate::rfc2435::parse_jpeg;
 use crate::rtp::{RtpHeader, HEADER_LEN};
 
@@ -138,7 +139,20 @@ pub struct Packetizer {
     ssrc: u32,
     max_payload: usize,
     sequence: u16,
-    strict_jpeg: bool,
+    /// JPEG: send non-standard Huffman tables as they are.
+    raw_jpeg: bool,
+    /// JPEG: the re-encoded image, kept to reuse its allocation.
+    jpeg_buf: Scratch,
+}
+
+/// A reusable buffer that does not print its contents in `Debug`.
+#[derive(Clone, Default)]
+struct Scratch(Vec<u8>);
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scratch({} bytes)", self.0.capacity())
+    }
 }
 
 impl Packetizer {
@@ -170,7 +184,8 @@ impl Packetizer {
             ssrc,
             max_payload: mtu - HEADER_LEN,
             sequence: 0,
-            strict_jpeg: true,
+            raw_jpeg: false,
+            jpeg_buf: Scratch::default(),
         })
     }
 
@@ -184,12 +199,14 @@ impl Packetizer {
         self.sequence
     }
 
-    /// JPEG only: also send images whose Huffman tables are not the
-    /// standard ones (RFC 2435 cannot signal them, so receivers will decode
-    /// garbage). Off by default: such images are rejected with
-    /// `Error::Unsupported` (ffmpeg's mjpeg encoder needs `-huffman default`).
+    /// JPEG only: send images whose Huffman tables are not the standard
+    /// ones as they are, like go2rtc (RFC 2435 cannot signal the tables, so
+    /// receivers decode garbage). Off by default: such images are
+    /// losslessly re-encoded with the standard tables
+    /// ([`to_standard_huffman`]), which costs a Huffman decode and encode
+    /// of the scan.
     pub fn allow_nonstandard_huffman(&mut self, allow: bool) {
-        self.strict_jpeg = !allow;
+        self.raw_jpeg = allow;
     }
 
     fn emit(&mut self, out: &mut RtpPackets, marker: bool, timestamp: u32, parts: &[&[u8]]) {
@@ -250,14 +267,32 @@ impl Packetizer {
     }
 
     /// RFC 2435: type 0/1 (+64 with restart markers), Q=255 with the
-    /// tables in the first packet.
+    /// tables in the first packet. Images with other Huffman tables are
+    /// re-encoded with the standard ones first.
     fn packetize_jpeg(&mut self, frame: &[u8], timestamp: u32, out: &mut RtpPackets) -> Result<()> {
-        let jpeg = parse_jpeg(frame)?;
-        if self.strict_jpeg && !jpeg.standard_huffman {
-            return Err(Error::unsupported(
-                "JPEG for RTP",
-                "non-standard Huffman tables (RFC 2435 assumes T.81 K.3)",
-            ));
+        let mut buf = std::mem::take(&mut self.jpeg_buf.0);
+        let r = self.packetize_jpeg_with(frame, &mut buf, timestamp, out);
+        self.jpeg_buf.0 = buf;
+        r
+    }
+
+    fn packetize_jpeg_with(
+        &mut self,
+        frame: &[u8],
+        buf: &mut Vec<u8>,
+        timestamp: u32,
+        out: &mut RtpPackets,
+    ) -> Result<()> {
+        let mut jpeg = parse_jpeg(frame)?;
+        if !jpeg.standard_huffman && !self.raw_jpeg {
+            to_standard_huffman(frame, buf)?;
+            jpeg = parse_jpeg(buf)?;
+            if !jpeg.standard_huffman {
+                return Err(Error::unsupported(
+                    "JPEG for RTP",
+                    "scan components not in frame order",
+                ));
+            }
         }
         let p = &jpeg.params;
         if jpeg.scan.len() >= 1 << 24 {
