@@ -379,3 +379,32 @@ def test_two_publishers_into_one_stream(server_factory):
         for p in (video, audio):
             p.kill()
             p.wait()
+
+
+def test_deleting_a_stream_disconnects_its_rtsp_readers(server_factory):
+    """A stream removed through the API ends its RTSP sessions, so players
+    reconnect (or report the end) instead of waiting on a silent socket."""
+    from conftest import FFMPEG_H264
+
+    s = server_factory(f"streams:\n  cam: {FFMPEG_H264}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    r = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", f"{s.rtsp_url}/cam",
+         "-map", "0:v", "-f", "framemd5", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        # Playing: the feed is a consumer of the stream and frames flow.
+        assert wait_until(lambda: len(s.get_json("/api/streams").get("cam", {}).get("consumers") or []) == 1,
+                          timeout=20), s.output()
+        first = r.stdout.readline()
+        assert first, r.stderr.read() if r.poll() is not None else "no output"
+        status, _, _ = s.request("DELETE", "/api/streams?src=cam")
+        assert status == 200
+        out, err = r.communicate(timeout=15)
+    finally:
+        if r.poll() is None:
+            r.kill()
+            r.wait()
+    frames = frame_lines(first + out)
+    assert len(frames) >= 1, err
+    assert "cam" not in s.get_json("/api/streams")

@@ -96,6 +96,9 @@ pub trait FrameSink: Send + Sync {
     /// ahead, so that the session's state is in cache by then (each push
     /// is separated by a syscall that evicts it).
     fn prefetch(&self) {}
+
+    /// The feed has ended (its stream is gone): close the session.
+    fn end(&self) {}
 }
 
 /// All feeds of the server, by stream and query.
@@ -374,12 +377,18 @@ impl Consumer for FeedConsumer {
     fn closed(&self, reason: String) {
         if let Some(feed) = self.feed.upgrade() {
             feed.state.send_replace(FeedState::Failed(reason));
-            // Sessions end when their queues close.
-            feed.fanout
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .sessions
-                .clear();
+            // Their clients are disconnected, so that they reconnect to
+            // whatever the stream is now, rather than wait on silence.
+            let sessions = std::mem::take(
+                &mut feed
+                    .fanout
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .sessions,
+            );
+            for s in sessions {
+                s.end();
+            }
         }
     }
 }

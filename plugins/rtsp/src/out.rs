@@ -38,6 +38,9 @@ use crate::feed::{FrameSink, OutFrame};
 use crate::proto::server::SetupTransport;
 
 const MAX_PENDING: usize = 256;
+/// A client whose socket takes nothing for this long is disconnected (it
+/// stopped reading but did not close).
+const STALLED: Duration = Duration::from_secs(15);
 /// Items per vectored write; Linux takes up to 1024 iovecs.
 const MAX_IOV: usize = 64;
 /// Held frames plus one that are written from a stack array.
@@ -108,6 +111,8 @@ pub struct ConnWriter {
     fd: RawFd,
     wr: OwnedWriteHalf,
     wake: Notify,
+    /// Signalled once when the writer has ended: the connection ends too.
+    pub gone: Notify,
     pub dropped: AtomicU64,
 }
 
@@ -139,6 +144,7 @@ impl ConnWriter {
             fd,
             wr,
             wake: Notify::new(),
+            gone: Notify::new(),
             dropped: AtomicU64::new(0),
         })
     }
@@ -249,68 +255,102 @@ impl ConnWriter {
     }
 
     /// The writer task: drains what the socket could not take at once.
+    /// When it ends (closed, a write error, or a client that stopped
+    /// reading), the writer is closed and `gone` tells the connection.
     pub async fn run(self: Arc<Self>) {
+        self.drain_until_done().await;
+        {
+            let mut st = self.lock();
+            st.closed = true;
+            st.held.clear();
+            st.pending.clear();
+        }
+        self.gone.notify_one();
+    }
+
+    async fn drain_until_done(&self) {
         loop {
-            let front = {
+            let (front, closed) = {
                 let st = self.lock();
-                if st.closed {
-                    return;
-                }
-                !st.pending.is_empty()
+                (!st.pending.is_empty(), st.closed)
             };
+            if closed {
+                // Best effort for what is queued (a TEARDOWN reply): only
+                // what the socket takes now.
+                if front {
+                    let _ = self.drain_now();
+                }
+                return;
+            }
             if !front {
                 self.wake.notified().await;
                 continue;
             }
-            if self.wr.writable().await.is_err() {
-                self.close();
+            match tokio::time::timeout(STALLED, self.wr.writable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::debug!(
+                        "rtsp: client read nothing for {} s: closing",
+                        STALLED.as_secs()
+                    );
+                    return;
+                }
+            }
+            if self.drain_now().is_err() {
                 return;
             }
-            let mut st = self.lock();
-            while !st.pending.is_empty() {
-                let slices: Vec<IoSlice<'_>> = st
-                    .pending
-                    .iter()
-                    .take(MAX_IOV)
-                    .map(|(item, off)| IoSlice::new(&item.bytes()[*off..]))
-                    .collect();
-                // Through tokio, so that a full socket clears its readiness
-                // and `writable()` above really waits.
-                let mut n = match self.wr.try_write_vectored(&slices) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        st.closed = true;
-                        return;
-                    }
+        }
+    }
+
+    /// Writes what is queued until the socket is full or the queue empty.
+    fn drain_now(&self) -> io::Result<()> {
+        let mut st = self.lock();
+        while !st.pending.is_empty() {
+            let slices: Vec<IoSlice<'_>> = st
+                .pending
+                .iter()
+                .take(MAX_IOV)
+                .map(|(item, off)| IoSlice::new(&item.bytes()[*off..]))
+                .collect();
+            // Through tokio, so that a full socket clears its readiness
+            // and `writable()` really waits.
+            let mut n = match self.wr.try_write_vectored(&slices) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            };
+            let all = n == slices.iter().map(|s| s.len()).sum::<usize>();
+            let count = slices.len();
+            drop(slices);
+            // Pops what was written, empty items included (an empty
+            // item left at the front would be retried forever).
+            for _ in 0..count {
+                let Some((item, off)) = st.pending.front_mut() else {
+                    break;
                 };
-                let all = n == slices.iter().map(|s| s.len()).sum::<usize>();
-                let count = slices.len();
-                drop(slices);
-                // Pops what was written, empty items included (an empty
-                // item left at the front would be retried forever).
-                for _ in 0..count {
-                    let Some((item, off)) = st.pending.front_mut() else {
-                        break;
-                    };
-                    let rest = item.bytes().len() - *off;
-                    if n >= rest {
-                        n -= rest;
-                        st.pending.pop_front();
-                    } else {
-                        *off += n;
-                        break;
-                    }
-                }
-                if !all {
+                let rest = item.bytes().len() - *off;
+                if n >= rest {
+                    n -= rest;
+                    st.pending.pop_front();
+                } else {
+                    *off += n;
                     break;
                 }
             }
+            if !all {
+                break;
+            }
         }
+        Ok(())
     }
 }
 
 impl FrameSink for ConnWriter {
+    fn end(&self) {
+        self.close();
+    }
+
     fn prefetch(&self) {
         #[cfg(target_arch = "x86_64")]
         {
@@ -620,5 +660,34 @@ mod tests {
         .expect("reader");
         assert!(got.0 == got.1, "bytes differ from what was sent, in order");
         assert!(w.lock().pending.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A client that stopped reading (but keeps its socket open) is
+    /// disconnected after `STALLED`, and the connection is told (`gone`).
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_disconnected() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let _c = TcpStream::connect(l.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (s, _) = l.accept().await.expect("accept");
+        let (rd, wr) = s.into_split();
+        let w = ConnWriter::new(wr, Duration::ZERO);
+        w.send_bytes(vec![7u8; 16 << 20]);
+        assert!(!w.lock().pending.is_empty(), "the socket did not fill up");
+        let task = tokio::spawn(w.clone().run());
+        // Paused time moves on to the stall timer once everything waits.
+        tokio::time::timeout(STALLED * 2, w.gone.notified())
+            .await
+            .expect("the writer gave up on the client");
+        task.await.expect("writer task");
+        assert!(w.lock().closed);
+        drop(rd);
     }
 }

@@ -143,6 +143,7 @@ async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> std::io
         let n = tokio::select! {
             r = rd.read(&mut buf) => r,
             _ = closing.notified() => break Ok(()),
+            _ = writer.gone.notified() => break Ok(()),
         };
         let n = match n {
             Ok(0) => break Ok(()),
