@@ -103,7 +103,13 @@ def server_factory(tmp_path):
     servers = []
 
     def make(config, **kw):
-        s = Server(tmp_path, config, **kw)
+        # Each server after the first gets its own working dir (config,
+        # log, files written through the API).
+        workdir = tmp_path
+        if servers:
+            workdir = tmp_path / f"server{len(servers) + 1}"
+            workdir.mkdir()
+        s = Server(workdir, config, **kw)
         servers.append(s)
         return s
 

@@ -176,15 +176,7 @@ def test_server_auth_and_local_exemption(server_factory):
     s2 = server_factory(
         f"streams:\n  cam: {src}\napi:\n  listen: 127.0.0.1:{{port}}\n"
         "rtsp:\n  listen: 127.0.0.1:{rtsp}\n  username: user\n  password: pass\n  local_auth: true\n"
-    )
-    s2.workdir = s2.workdir / "two"
-    s2.workdir.mkdir()
-    s2.config_path = s2.workdir / "camrouter.yaml"
-    s2.config_path.write_text(
-        f"streams:\n  cam: {src}\napi:\n  listen: 127.0.0.1:{s2.port}\n"
-        f"rtsp:\n  listen: 127.0.0.1:{s2.rtsp_port}\n  username: user\n  password: pass\n  local_auth: true\n"
-    )
-    s2.start()
+    ).start()
     r = subprocess.run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", f"{s2.rtsp_url}/cam"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "401" in r.stderr
