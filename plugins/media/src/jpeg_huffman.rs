@@ -804,11 +804,12 @@ mod tests {
     /// (file, components, restart interval, RFC 2435 can send it).
     /// ffmpeg writes 4:2:2 as Y 2x2 + chroma 1x2, which RFC 2435 type 0
     /// (Y 2x1 + chroma 1x1) cannot describe.
-    const FIXTURES: [(&str, usize, u16, bool); 7] = [
+    const FIXTURES: [(&str, usize, u16, bool); 8] = [
         ("jpeg_opt_420.jpg", 3, 0, true),
         ("jpeg_opt_422.jpg", 3, 0, false),
         ("jpeg_opt_444.jpg", 3, 0, false),
         ("jpeg_opt_gray.jpg", 1, 0, false),
+        ("jpeg_opt_420_rst.jpg", 3, 2, true),
         ("jpeg_opt_420_100x74_rst.jpg", 3, 2, true),
         ("jpeg_opt_422_rst.jpg", 3, 20, false),
         ("jpeg_opt_gray_100x74_rst.jpg", 1, 7, false),
