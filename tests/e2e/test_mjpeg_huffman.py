@@ -107,22 +107,14 @@ def test_sampling_rfc2435_cannot_describe_is_refused_with_a_warning(server_facto
 
 
 def test_ffmpeg_mjpeg_template_plays_over_rtsp(server_factory, tmp_path):
-    # go2rtc's template (no `-huffman default`): optimal tables, re-encoded
-    # by the RTSP server; the reader decodes without a single error. (A
-    # 4:2:0 input: from `virtual`'s RGB the encoder makes 4:4:4, which
-    # RFC 2435 has no type for.)
-    clip = tmp_path / "clip.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "10",
-         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)],
-        check=True, timeout=120,
-    )
+    # Our template: standard tables and 4:2:0, so even `virtual`'s RGB
+    # (4:4:4 with go2rtc's template) goes over RTP/JPEG as it is.
     s = server_factory(
-        f"streams:\n  cam: ffmpeg:{clip}#video=mjpeg\n"
+        "streams:\n  cam: ffmpeg:virtual?video&size=320x240#video=mjpeg\n"
         "api:\n  listen: 127.0.0.1:{port}\n"
     ).start()
     prod = s.get_json("/api/streams?src=cam&video")["producers"][0]
-    assert "-c:v mjpeg" in prod["source"] and "huffman" not in prod["source"]
+    assert "-c:v mjpeg -huffman:v default -pix_fmt:v yuvj420p" in prod["source"]
     errors, got = read_rtsp(s, frames=10)
     assert errors == "", errors
     assert len(got) == 10

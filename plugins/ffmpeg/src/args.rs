@@ -53,9 +53,12 @@ const DEFAULTS: &[(&str, &str)] = &[
         "h265",
         "-c:v libx265 -g 50 -profile:v main -x265-params level=5.1:high-tier=0 -preset:v superfast -tune:v zerolatency -pix_fmt:v yuv420p",
     ),
-    // go2rtc's template: ffmpeg's default "optimal" Huffman tables, which
-    // the RTSP server re-encodes with the standard ones for RTP/JPEG.
-    ("mjpeg", "-c:v mjpeg"),
+    // Standard Huffman tables and 4:2:0: what RTP/JPEG (RFC 2435) carries
+    // as is. go2rtc's `-c:v mjpeg` gives ffmpeg's "optimal" tables, which
+    // the RTSP server would have to re-encode (milliseconds per frame), and
+    // 4:4:4 from RGB sources such as `virtual`, which RTP/JPEG has no type
+    // for.
+    ("mjpeg", "-c:v mjpeg -huffman:v default -pix_fmt:v yuvj420p"),
     ("raw", "-c:v rawvideo"),
     ("raw/gray8", "-c:v rawvideo -pix_fmt:v gray8"),
     ("raw/yuv420p", "-c:v rawvideo -pix_fmt:v yuv420p"),
@@ -1297,7 +1300,7 @@ mod tests {
         );
         check(
             "/media/bbb.mp4#video=mjpeg",
-            "ffmpeg -hide_banner -re -i /media/bbb.mp4 -c:v mjpeg -an -f mjpeg -",
+            "ffmpeg -hide_banner -re -i /media/bbb.mp4 -c:v mjpeg -huffman:v default -pix_fmt:v yuvj420p -an -f mjpeg -",
         );
         // https://github.com/AlexxIT/go2rtc/issues/509
         check(
@@ -1924,7 +1927,8 @@ mod tests {
         assert_eq!(c.hardware, None);
         assert_eq!(
             c.args,
-            split("ffmpeg -hide_banner -re -i /a.mp4 -c:v mjpeg -an -f mjpeg -").unwrap()
+            split("ffmpeg -hide_banner -re -i /a.mp4 -c:v mjpeg -huffman:v default -pix_fmt:v yuvj420p -an -f mjpeg -")
+                .unwrap()
         );
         // copy and audio are never touched
         let c = build("/a.mp4#video=copy#audio=opus#hardware=vaapi", &env(&t)).unwrap();
