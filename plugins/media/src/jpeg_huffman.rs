@@ -414,31 +414,12 @@ fn parse_headers(jpeg: &[u8]) -> Result<Headers<'_>> {
     };
     let mut pos = 2;
     loop {
-        let (Some(&ff), Some(&m)) = (jpeg.get(pos), jpeg.get(pos + 1)) else {
-            return Err(Error::Truncated("JPEG marker"));
-        };
-        if ff != 0xFF {
-            return Err(Error::invalid(WHAT, "expected a marker"));
-        }
-        if m == 0xFF {
-            pos += 1;
-            continue;
-        }
+        let seg = crate::jpeg_segment::segment_at(jpeg, pos, WHAT)?;
+        let (m, segment, body) = (seg.marker, seg.whole, seg.body);
+        pos = seg.next;
         if m == 0xD9 {
             return Err(Error::invalid(WHAT, "EOI before SOS"));
         }
-        let len = jpeg
-            .get(pos + 2..pos + 4)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-            .ok_or(Error::Truncated("JPEG segment length"))?;
-        if len < 2 {
-            return Err(Error::invalid(WHAT, "segment length < 2"));
-        }
-        let segment = jpeg
-            .get(pos..pos + 2 + len)
-            .ok_or(Error::Truncated("JPEG segment"))?;
-        let body = &segment[4..];
-        pos += 2 + len;
         if let Some(why) = unsupported_sof(m) {
             return Err(Error::unsupported(WHAT, why));
         }
@@ -845,18 +826,6 @@ mod tests {
                 assert!(pn.standard_huffman, "{file}");
                 assert_eq!(po.params, pn.params, "{file}");
             }
-        }
-    }
-
-    /// Pixel check by hand (no decoder here): writes `<file>.std.jpg` for
-    /// every fixture to `$JPEG_DUMP_DIR`; compare with
-    /// `djpeg X | md5sum` or `ffmpeg -i X -f framemd5 -`.
-    #[test]
-    #[ignore]
-    fn dump_for_pixel_check() {
-        let dir = std::env::var("JPEG_DUMP_DIR").expect("JPEG_DUMP_DIR");
-        for (file, ..) in FIXTURES {
-            std::fs::write(format!("{dir}/{file}.std.jpg"), reencode(&load(file))).unwrap();
         }
     }
 

@@ -20,6 +20,7 @@ pub mod error;
 pub mod h264;
 pub mod h265;
 pub mod jpeg_huffman;
+mod jpeg_segment;
 pub mod mjpeg;
 pub mod mpegts;
 pub mod pay;

@@ -209,27 +209,12 @@ pub fn parse_jpeg(jpeg: &[u8]) -> Result<ParsedJpeg<'_>> {
     let sos;
     let mut pos = 2;
     loop {
-        let (Some(&ff), Some(&m)) = (jpeg.get(pos), jpeg.get(pos + 1)) else {
-            return Err(Error::Truncated("JPEG marker"));
-        };
-        if ff != 0xFF {
-            return Err(Error::invalid(WHAT, "expected a marker"));
+        let seg = crate::jpeg_segment::segment_at(jpeg, pos, WHAT)?;
+        let (m, body) = (seg.marker, seg.body);
+        pos = seg.next;
+        if m == 0xD9 {
+            return Err(Error::invalid(WHAT, "EOI before SOS"));
         }
-        if m == 0xFF {
-            pos += 1;
-            continue;
-        }
-        let len = jpeg
-            .get(pos + 2..pos + 4)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-            .ok_or(Error::Truncated("JPEG segment length"))?;
-        let body = jpeg
-            .get(pos + 4..(pos + 2 + len).max(pos + 4))
-            .ok_or(Error::Truncated("JPEG segment"))?;
-        if len < 2 {
-            return Err(Error::invalid(WHAT, "segment length < 2"));
-        }
-        pos += 2 + len;
         match m {
             0xDB => {
                 // DQT: Pq/Tq then 64 or 128 bytes, repeated (T.81 B.2.4.1).
