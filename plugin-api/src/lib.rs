@@ -6,6 +6,7 @@
 
 pub mod abi;
 pub mod cmd;
+pub mod gop;
 pub mod log;
 #[cfg(feature = "media")]
 pub mod media;

@@ -3,7 +3,6 @@
 //! backchannel routing, a GOP cache per video track, and per-connection stats.
 
 pub mod filter;
-pub mod gop;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,8 +17,8 @@ use camrouter_plugin_api::{Codec, Direction, Media, MediaKind, Packet};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use camrouter_plugin_api::gop::Gop;
 pub use filter::Filter;
-use gop::GopCache;
 
 /// Opens source URLs: implemented by the plugin registry.
 pub trait Opener: Send + Sync {
@@ -118,7 +117,7 @@ pub struct Track {
 #[derive(Default)]
 struct TrackState {
     sinks: Vec<(Arc<ConsumerEntry>, u32)>,
-    gop: GopCache,
+    gop: Gop<Packet>,
 }
 
 /// An in-host packet callback: `(consumer track, packet)`.
@@ -903,7 +902,8 @@ impl Producer {
         track.packets.fetch_add(1, Ordering::Relaxed);
         let mut st = track.lock();
         if track.kind == MediaKind::Video {
-            st.gop.push(packet);
+            st.gop
+                .push(packet.clone(), packet.payload.len(), packet.is_keyframe());
         }
         for (c, ctrack) in &st.sinks {
             c.deliver(*ctrack, packet);

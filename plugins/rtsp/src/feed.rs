@@ -9,15 +9,13 @@ use std::time::{Duration, Instant};
 
 use camrouter_media::pay::{Framing, Packetizer, RtpPackets};
 use camrouter_media::CodecInfo;
+use camrouter_plugin_api::gop::Gop;
 use camrouter_plugin_api::sdk::{Consumer, Host};
 use camrouter_plugin_api::{Direction, Media, MediaKind, Packet};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::convert::to_info;
-
-const GOP_MAX_FRAMES: usize = 600;
-const GOP_MAX_BYTES: usize = 16 << 20;
 
 /// One packetized frame, shared by all sessions.
 pub struct OutFrame {
@@ -80,8 +78,9 @@ pub struct Feed {
 #[derive(Default)]
 struct Fanout {
     sessions: Vec<Arc<dyn FrameSink>>,
-    gop: Vec<Arc<OutFrame>>,
-    gop_bytes: usize,
+    /// Video since the last keyframe, and the audio in between, so that a
+    /// new session starts in sync.
+    gop: Gop<Arc<OutFrame>>,
     /// The last video frame, and the smoothed interval between them.
     video_last: Option<Instant>,
     video_interval: Duration,
@@ -190,7 +189,7 @@ impl Feed {
     pub fn subscribe(&self, queue: &Arc<dyn FrameSink>) {
         let tracks = self.tracks();
         let mut f = self.fanout.lock().unwrap_or_else(|e| e.into_inner());
-        for frame in &f.gop {
+        for frame in f.gop.frames() {
             let video = tracks
                 .list
                 .get(frame.track)
@@ -345,24 +344,8 @@ impl Consumer for FeedConsumer {
             hold,
             rtp,
         });
-        if video {
-            if frame.keyframe {
-                f.gop.clear();
-                f.gop_bytes = 0;
-            }
-            if !f.gop.is_empty() || frame.keyframe {
-                f.gop_bytes += frame.rtp.bytes().len();
-                f.gop.push(frame.clone());
-                if f.gop.len() > GOP_MAX_FRAMES || f.gop_bytes > GOP_MAX_BYTES {
-                    f.gop.clear();
-                    f.gop_bytes = 0;
-                }
-            }
-        } else if !f.gop.is_empty() {
-            // Audio since the keyframe, so a new session starts in sync.
-            f.gop_bytes += frame.rtp.bytes().len();
-            f.gop.push(frame.clone());
-        }
+        let len = frame.rtp.bytes().len();
+        f.gop.push(frame.clone(), len, video && frame.keyframe);
         if let Some(first) = f.sessions.first() {
             first.prefetch();
         }
