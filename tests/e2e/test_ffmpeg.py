@@ -18,3 +18,31 @@ def test_ffmpeg_virtual_mjpeg_pipe(server_factory):
     info = s.get_json("/api/streams?src=a&audio")
     assert info["producers"][0]["medias"] == ["audio, recvonly, PCMA/8000"]
     assert wait_until(lambda: children_of(s.proc.pid) == [], timeout=10)
+
+
+def test_hardware_without_a_gpu_falls_back_to_software(server_factory):
+    """`#hardware` with no engine on this machine (no /dev/dri render node,
+    no NVIDIA driver) is software encoding: the stream plays, as H.264 from
+    libx264."""
+    import json
+    import subprocess
+
+    s = server_factory(
+        "streams:\n  hw: ffmpeg:virtual?video&size=320x240#video=h264#hardware\n"
+        "api:\n  listen: 127.0.0.1:{port}\n"
+    ).start()
+    prod = s.get_json("/api/streams?src=hw&video")["producers"][0]
+    import os
+    gpu = os.path.exists("/dev/nvidiactl") or (
+        os.path.isdir("/dev/dri") and any(d.startswith("renderD") for d in os.listdir("/dev/dri")))
+    if not gpu:
+        assert "-c:v libx264" in prod["source"], prod["source"]
+        assert "hwaccel" not in prod["source"] and "vaapi" not in prod["source"]
+    r = subprocess.run(
+        ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_streams", "-of", "json",
+         f"{s.rtsp_url}/hw"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)["streams"][0]
+    assert (st["codec_name"], st["width"], st["height"]) == ("h264", 320, 240)
