@@ -412,8 +412,22 @@ pub fn init_plugin<P: Plugin>(
 /// Declares a plugin: generates `pub fn module() -> PluginRoot_Ref` for the
 /// module, used by the bundled build and by [`export_plugin!`](crate::export_plugin).
 ///
-/// ```ignore
-/// camrouter_plugin_api::declare_plugin!("exec", ExecPlugin);
+/// ```
+/// use camrouter_plugin_api::sdk::{InitContext, Plugin};
+///
+/// struct Hello;
+///
+/// impl Plugin for Hello {
+///     fn init(_ctx: InitContext) -> Result<Self, String> {
+///         Ok(Hello)
+///     }
+/// }
+///
+/// camrouter_plugin_api::declare_plugin!("hello", Hello);
+///
+/// fn main() {
+///     assert_eq!((module().name())().as_str(), "hello");
+/// }
 /// ```
 #[macro_export]
 macro_rules! declare_plugin {
