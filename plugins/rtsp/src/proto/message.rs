@@ -257,21 +257,6 @@ impl Request {
         }
     }
 
-    /// Builder-style header append.
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.append(name, value);
-        self
-    }
-
-    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = body.into();
-        self
-    }
-
-    pub fn cseq(&self) -> Option<u32> {
-        self.headers.cseq()
-    }
-
     /// Appends the wire form to `out`. `Content-Length` is written from the body (any
     /// `Content-Length` header is ignored); CR/LF inside header values are replaced.
     pub fn write_to(&self, out: &mut Vec<u8>) {
@@ -287,12 +272,6 @@ impl Request {
         out.extend_from_slice(b"\r\n");
         self.headers.write(out, true);
         write_body(out, &self.body);
-    }
-
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = Vec::new();
-        self.write_to(&mut v);
-        v
     }
 
     /// Parses one complete request (head and body). For a byte stream use the decoder.
@@ -326,20 +305,6 @@ impl Response {
         }
     }
 
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.append(name, value);
-        self
-    }
-
-    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = body.into();
-        self
-    }
-
-    pub fn cseq(&self) -> Option<u32> {
-        self.headers.cseq()
-    }
-
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -357,12 +322,6 @@ impl Response {
         write_body(out, &self.body);
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = Vec::new();
-        self.write_to(&mut v);
-        v
-    }
-
     /// Parses one complete response (head and body). For a byte stream use the decoder.
     pub fn parse(bytes: &[u8]) -> Result<Response, ParseError> {
         match parse_complete(bytes)? {
@@ -371,6 +330,42 @@ impl Response {
         }
     }
 }
+
+/// What requests and responses share: builder-style headers and body, the
+/// CSeq, and the wire form as a fresh buffer.
+macro_rules! message_common {
+    ($t:ty) => {
+        impl $t {
+            /// Builder-style header append.
+            pub fn with_header(
+                mut self,
+                name: impl Into<String>,
+                value: impl Into<String>,
+            ) -> Self {
+                self.headers.append(name, value);
+                self
+            }
+
+            pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+                self.body = body.into();
+                self
+            }
+
+            pub fn cseq(&self) -> Option<u32> {
+                self.headers.cseq()
+            }
+
+            pub fn to_bytes(&self) -> Vec<u8> {
+                let mut v = Vec::new();
+                self.write_to(&mut v);
+                v
+            }
+        }
+    };
+}
+
+message_common!(Request);
+message_common!(Response);
 
 fn write_body(out: &mut Vec<u8>, body: &[u8]) {
     if !body.is_empty() {
