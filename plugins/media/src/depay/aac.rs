@@ -1,12 +1,11 @@
 //! AAC depacketizers: mpeg4-generic (RFC 3640) and MP4A-LATM (RFC 6416).
 
-use std::collections::VecDeque;
-
+use super::common::{DepayState, SeqCheck};
 use super::{RtpFrame, MAX_FRAME_SIZE};
 use crate::adts::SAMPLES_PER_FRAME;
 use crate::bits::BitReader;
 use crate::error::{Error, Result};
-use crate::rtp::{RtpPacket, SeqStatus, SeqTracker};
+use crate::rtp::RtpPacket;
 use crate::sdp::fmtp_param;
 
 /// Frames not popped beyond this are dropped (oldest first).
@@ -98,11 +97,8 @@ struct Fragment {
 #[derive(Debug, Clone)]
 pub struct AacHbrDepacketizer {
     params: AacHbrParams,
-    seq: SeqTracker,
-    lost: u64,
-    discontinuity: bool,
+    state: DepayState<MAX_QUEUE>,
     frag: Option<Fragment>,
-    out: VecDeque<RtpFrame>,
 }
 
 impl AacHbrDepacketizer {
@@ -110,46 +106,27 @@ impl AacHbrDepacketizer {
     pub fn new(params: AacHbrParams) -> Self {
         Self {
             params,
-            seq: SeqTracker::default(),
-            lost: 0,
-            discontinuity: false,
+            state: DepayState::default(),
             frag: None,
-            out: VecDeque::new(),
         }
     }
 
     /// Packets counted as lost from sequence gaps.
     pub fn lost_packets(&self) -> u64 {
-        self.lost
+        self.state.lost_packets()
     }
 
     /// Next AU.
     pub fn pop(&mut self) -> Option<RtpFrame> {
-        self.out.pop_front()
-    }
-
-    fn emit(&mut self, data: Vec<u8>, timestamp: u32) {
-        if self.out.len() >= MAX_QUEUE {
-            self.out.pop_front();
-        }
-        self.out.push_back(RtpFrame {
-            data,
-            timestamp,
-            keyframe: true,
-            discontinuity: std::mem::take(&mut self.discontinuity),
-        });
+        self.state.pop()
     }
 
     /// Feed one packet.
     pub fn push(&mut self, pkt: &RtpPacket) -> Result<()> {
-        match self.seq.check(pkt.sequence) {
-            SeqStatus::Stale => return Ok(()),
-            SeqStatus::Gap(n) => {
-                self.lost += u64::from(n);
-                self.discontinuity = true;
-                self.frag = None;
-            }
-            SeqStatus::InOrder => {}
+        match self.state.check(pkt.sequence) {
+            SeqCheck::Stale => return Ok(()),
+            SeqCheck::Gap => self.frag = None,
+            SeqCheck::InOrder => {}
         }
         if pkt.payload.is_empty() {
             return Ok(());
@@ -157,7 +134,7 @@ impl AacHbrDepacketizer {
         let p = self.params;
         if p.size_length == 0 {
             // No AU headers at all (constantSize streams): one AU.
-            self.emit(pkt.payload.to_vec(), pkt.timestamp);
+            self.state.emit(pkt.payload.to_vec(), pkt.timestamp, true);
             return Ok(());
         }
         // 3.2.1: AU-headers-length (16 bits, in bits), then the headers
@@ -208,7 +185,7 @@ impl AacHbrDepacketizer {
             let (au, after) = data
                 .split_at_checked(size)
                 .ok_or(Error::Truncated("AAC access unit"))?;
-            self.emit(au.to_vec(), ts);
+            self.state.emit(au.to_vec(), ts, true);
             data = after;
             ts = ts.wrapping_add(SAMPLES_PER_FRAME);
         }
@@ -231,7 +208,7 @@ impl AacHbrDepacketizer {
         frag.data.extend_from_slice(take);
         if frag.data.len() >= frag.size {
             if let Some(f) = self.frag.take() {
-                self.emit(f.data, f.ts);
+                self.state.emit(f.data, f.ts, true);
             }
         }
         Ok(())
@@ -244,12 +221,9 @@ impl AacHbrDepacketizer {
 /// (numSubFrames = 0) is supported.
 #[derive(Debug, Clone, Default)]
 pub struct LatmDepacketizer {
-    seq: SeqTracker,
-    lost: u64,
-    discontinuity: bool,
+    state: DepayState<MAX_QUEUE>,
     buf: Vec<u8>,
     buf_ts: u32,
-    out: VecDeque<RtpFrame>,
 }
 
 impl LatmDepacketizer {
@@ -260,24 +234,20 @@ impl LatmDepacketizer {
 
     /// Packets counted as lost from sequence gaps.
     pub fn lost_packets(&self) -> u64 {
-        self.lost
+        self.state.lost_packets()
     }
 
     /// Next AU.
     pub fn pop(&mut self) -> Option<RtpFrame> {
-        self.out.pop_front()
+        self.state.pop()
     }
 
     /// Feed one packet.
     pub fn push(&mut self, pkt: &RtpPacket) -> Result<()> {
-        match self.seq.check(pkt.sequence) {
-            SeqStatus::Stale => return Ok(()),
-            SeqStatus::Gap(n) => {
-                self.lost += u64::from(n);
-                self.discontinuity = true;
-                self.buf.clear();
-            }
-            SeqStatus::InOrder => {}
+        match self.state.check(pkt.sequence) {
+            SeqCheck::Stale => return Ok(()),
+            SeqCheck::Gap => self.buf.clear(),
+            SeqCheck::InOrder => {}
         }
         let mut result = Ok(());
         if !self.buf.is_empty() && self.buf_ts != pkt.timestamp {
@@ -286,7 +256,7 @@ impl LatmDepacketizer {
         }
         if self.buf.len() + pkt.payload.len() > MAX_FRAME_SIZE {
             self.buf.clear();
-            self.discontinuity = true;
+            self.state.set_discontinuity();
             return Err(Error::invalid("LATM", "audioMuxElement too large"));
         }
         self.buf.extend_from_slice(pkt.payload);
@@ -319,15 +289,7 @@ impl LatmDepacketizer {
                 .split_at_checked(len)
                 .ok_or(Error::Truncated("LATM PayloadMux"))?;
             rest = after;
-            if self.out.len() >= MAX_QUEUE {
-                self.out.pop_front();
-            }
-            self.out.push_back(RtpFrame {
-                data: au.to_vec(),
-                timestamp: ts,
-                keyframe: true,
-                discontinuity: std::mem::take(&mut self.discontinuity),
-            });
+            self.state.emit(au.to_vec(), ts, true);
             ts = ts.wrapping_add(SAMPLES_PER_FRAME);
         }
         Ok(())

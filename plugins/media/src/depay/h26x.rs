@@ -11,13 +11,12 @@
 //!
 //! [`set_parameter_sets`]: H26xDepacketizer::set_parameter_sets
 
-use std::collections::VecDeque;
-
+use super::common::{DepayState, SeqCheck};
 use super::{RtpFrame, MAX_FRAME_SIZE};
 use crate::annexb::{avcc_units, push_length_prefixed};
 use crate::codec::CodecName;
 use crate::error::{Error, Result};
-use crate::rtp::{RtpPacket, SeqStatus, SeqTracker};
+use crate::rtp::RtpPacket;
 use crate::{h264, h265};
 
 /// Carried parameter-set-only data beyond this is discarded.
@@ -32,8 +31,8 @@ const PPS: usize = 2;
 #[derive(Debug, Clone)]
 pub struct H26xDepacketizer {
     hevc: bool,
-    seq: SeqTracker,
-    lost: u64,
+    /// The output queue is unbounded.
+    state: DepayState<{ usize::MAX }>,
     /// Access unit being built, length-prefixed.
     au: Vec<u8>,
     au_ts: u32,
@@ -46,9 +45,7 @@ pub struct H26xDepacketizer {
     /// Drop packets with this timestamp (the access unit lost a packet).
     skip_ts: Option<u32>,
     last_ts: Option<u32>,
-    discontinuity: bool,
     params: [Option<Vec<u8>>; 3],
-    out: VecDeque<RtpFrame>,
 }
 
 impl H26xDepacketizer {
@@ -66,8 +63,7 @@ impl H26xDepacketizer {
         };
         Ok(Self {
             hevc,
-            seq: SeqTracker::default(),
-            lost: 0,
+            state: DepayState::default(),
             au: Vec::new(),
             au_ts: 0,
             au_vcl: false,
@@ -77,9 +73,7 @@ impl H26xDepacketizer {
             fu_ts: 0,
             skip_ts: None,
             last_ts: None,
-            discontinuity: false,
             params: [None, None, None],
-            out: VecDeque::new(),
         })
     }
 
@@ -111,23 +105,20 @@ impl H26xDepacketizer {
 
     /// Packets counted as lost from sequence gaps.
     pub fn lost_packets(&self) -> u64 {
-        self.lost
+        self.state.lost_packets()
     }
 
     /// Next complete access unit.
     pub fn pop(&mut self) -> Option<RtpFrame> {
-        self.out.pop_front()
+        self.state.pop()
     }
 
     /// Feed one packet.
     pub fn push(&mut self, pkt: &RtpPacket) -> Result<()> {
-        match self.seq.check(pkt.sequence) {
-            SeqStatus::Stale => return Ok(()),
-            SeqStatus::Gap(n) => {
-                self.lost += u64::from(n);
-                self.on_loss(pkt);
-            }
-            SeqStatus::InOrder => {}
+        match self.state.check(pkt.sequence) {
+            SeqCheck::Stale => return Ok(()),
+            SeqCheck::Gap => self.on_loss(pkt),
+            SeqCheck::InOrder => {}
         }
         if let Some(ts) = self.skip_ts {
             if ts == pkt.timestamp {
@@ -174,12 +165,12 @@ impl H26xDepacketizer {
         }
     }
 
-    /// After a gap: drop partial data, and keep dropping the current
-    /// access unit unless this packet visibly starts a new one.
+    /// After a gap (already counted and marked as a discontinuity): drop
+    /// partial data, and keep dropping the current access unit unless this
+    /// packet visibly starts a new one.
     fn on_loss(&mut self, pkt: &RtpPacket) {
         self.clear_au();
         self.fu = None;
-        self.discontinuity = true;
         let new_ts = self.last_ts != Some(pkt.timestamp);
         if !(new_ts && self.starts_au(pkt.payload)) {
             self.skip_ts = Some(pkt.timestamp);
@@ -189,7 +180,7 @@ impl H26xDepacketizer {
     fn drop_au(&mut self, ts: u32) {
         self.clear_au();
         self.fu = None;
-        self.discontinuity = true;
+        self.state.set_discontinuity();
         self.skip_ts = Some(ts);
     }
 
@@ -388,12 +379,7 @@ impl H26xDepacketizer {
         } else {
             data.extend_from_slice(&self.au);
         }
-        self.out.push_back(RtpFrame {
-            data,
-            timestamp: self.au_ts,
-            keyframe: self.au_key,
-            discontinuity: std::mem::take(&mut self.discontinuity),
-        });
+        self.state.emit(data, self.au_ts, self.au_key);
         self.clear_au();
     }
 }

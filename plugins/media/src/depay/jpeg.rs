@@ -2,12 +2,14 @@
 //! RTP/JPEG header, the optional restart and quantization table headers,
 //! and the scan data fragments.
 
-use std::collections::VecDeque;
-
+use super::common::{DepayState, SeqCheck};
 use super::{RtpFrame, MAX_FRAME_SIZE};
 use crate::error::{Error, Result};
 use crate::rfc2435::{default_qtables, make_headers, JpegParams};
-use crate::rtp::{RtpPacket, SeqStatus, SeqTracker};
+use crate::rtp::RtpPacket;
+
+/// Images not popped beyond this are dropped (oldest first).
+const MAX_QUEUE: usize = 64;
 
 /// Image being assembled.
 #[derive(Debug, Clone)]
@@ -21,14 +23,11 @@ struct Building {
 /// are supported, which is what cameras and ffmpeg send.
 #[derive(Debug, Clone, Default)]
 pub struct JpegDepacketizer {
-    seq: SeqTracker,
-    lost: u64,
-    discontinuity: bool,
+    state: DepayState<MAX_QUEUE>,
     frame: Option<Building>,
     /// Tables last received in-band for Q 128..=254 (RFC 2435 4.2: they may
     /// be omitted from later frames).
     cached: Vec<(u8, u8, Vec<u8>)>,
-    out: VecDeque<RtpFrame>,
 }
 
 /// Fields of the main header (RFC 2435 3.1).
@@ -48,30 +47,26 @@ impl JpegDepacketizer {
 
     /// Packets counted as lost from sequence gaps.
     pub fn lost_packets(&self) -> u64 {
-        self.lost
+        self.state.lost_packets()
     }
 
     /// Next complete image.
     pub fn pop(&mut self) -> Option<RtpFrame> {
-        self.out.pop_front()
+        self.state.pop()
     }
 
     fn drop_frame(&mut self) {
         if self.frame.take().is_some() {
-            self.discontinuity = true;
+            self.state.set_discontinuity();
         }
     }
 
     /// Feed one packet.
     pub fn push(&mut self, pkt: &RtpPacket) -> Result<()> {
-        match self.seq.check(pkt.sequence) {
-            SeqStatus::Stale => return Ok(()),
-            SeqStatus::Gap(n) => {
-                self.lost += u64::from(n);
-                self.frame = None;
-                self.discontinuity = true;
-            }
-            SeqStatus::InOrder => {}
+        match self.state.check(pkt.sequence) {
+            SeqCheck::Stale => return Ok(()),
+            SeqCheck::Gap => self.frame = None,
+            SeqCheck::InOrder => {}
         }
         if self.frame.as_ref().is_some_and(|f| f.ts != pkt.timestamp) {
             // The marker packet of the previous image never came.
@@ -152,15 +147,7 @@ impl JpegDepacketizer {
                 if !f.data.ends_with(&[0xFF, 0xD9]) {
                     f.data.extend_from_slice(&[0xFF, 0xD9]);
                 }
-                self.out.push_back(RtpFrame {
-                    data: f.data,
-                    timestamp: f.ts,
-                    keyframe: true,
-                    discontinuity: std::mem::take(&mut self.discontinuity),
-                });
-                if self.out.len() > 64 {
-                    self.out.pop_front();
-                }
+                self.state.emit(f.data, f.ts, true);
             }
         }
         Ok(())

@@ -10,6 +10,7 @@
 
 mod aac;
 mod audio;
+mod common;
 mod h26x;
 mod jpeg;
 
