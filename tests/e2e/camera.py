@@ -17,7 +17,6 @@ import hashlib
 import math
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, terminate
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "gst_camera.py"
@@ -128,13 +127,7 @@ class Camera:
         return len(self._numbers("PLAY", all_runs))
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def restart(self, timeout=20):
         """Stop, then start again on the same port (clients see the

@@ -22,6 +22,17 @@ FFMPEG_H264 = (
 )
 
 
+def terminate(proc, grace=5):
+    """SIGTERM a process we started, SIGKILL it after `grace` seconds."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,13 +87,7 @@ class Server:
         return (self.workdir / "server.log").read_text()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def request(self, method, path, body=None, headers=None):
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
