@@ -221,10 +221,10 @@ async fn dispatch(ctx: &Ctx, remote: &str, req: Request) -> Response {
     let app = &ctx.app;
     match path.as_str() {
         "/api" => api_info(ctx, req.headers()),
-        "/api/streams" => {
-            let body = body_bytes(req).await;
-            streams(app, &method, &query, body).await
-        }
+        "/api/streams" => match read_body(req, BODY_MAX).await {
+            Ok(body) => streams(app, &method, &query, body).await,
+            Err(resp) => resp,
+        },
         "/api/streams.dot" => (
             [(header::CONTENT_TYPE, "text/vnd.graphviz")],
             dot::render(&app.graph.streams_json()),
@@ -232,10 +232,10 @@ async fn dispatch(ctx: &Ctx, remote: &str, req: Request) -> Response {
             .into_response(),
         "/api/schemes" => json_response(&json!(app.registry.schemes()), false),
         "/api/preload" => preload(app, &method, &query).await,
-        "/api/config" => {
-            let body = body_bytes(req).await;
-            crate::config_api::handle(app, &method, body).await
-        }
+        "/api/config" => match read_body(req, CONFIG_MAX).await {
+            Ok(body) => crate::config_api::handle(app, &method, body).await,
+            Err(resp) => resp,
+        },
         "/api/log" => match method {
             Method::GET => (
                 [(header::CONTENT_TYPE, "application/jsonlines")],
@@ -264,10 +264,50 @@ async fn dispatch(ctx: &Ctx, remote: &str, req: Request) -> Response {
     }
 }
 
-async fn body_bytes(req: Request) -> Bytes {
-    axum::body::to_bytes(req.into_body(), 16 << 20)
-        .await
-        .unwrap_or_default()
+/// Largest body `/api/streams` and other host routes read.
+const BODY_MAX: usize = 16 << 20;
+/// Largest config accepted by `POST`/`PATCH /api/config`.
+pub const CONFIG_MAX: usize = 2 << 20;
+
+/// Reads a whole request body of at most `limit` bytes. A body over the limit
+/// is 413 and one that cannot be read to its end (the client went away,
+/// a short `Content-Length`, a broken chunk) is 400: neither may pass as an
+/// empty body, which a config write would take for an empty config.
+pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, Response> {
+    use http_body::Body as _;
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = req.into_body();
+    let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame = frame.map_err(|e| {
+            text(
+                StatusCode::BAD_REQUEST,
+                &format!("request body could not be read: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(too_large());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.into())
 }
 
 fn api_info(ctx: &Ctx, headers: &HeaderMap) -> Response {

@@ -16,7 +16,10 @@ pub async fn handle(app: &Arc<App>, method: &Method, body: Bytes) -> Response {
         return text(StatusCode::GONE, "config file disabled");
     };
     let _lock = app.config_write.lock().await;
-    let current = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+    let current = match read_current(&path).await {
+        Ok(c) => c,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
     match *method {
         Method::GET => ([(header::CONTENT_TYPE, "application/yaml")], current).into_response(),
         Method::POST => {
@@ -29,7 +32,10 @@ pub async fn handle(app: &Arc<App>, method: &Method, body: Bytes) -> Response {
             write(&path, &new).await
         }
         Method::PATCH => {
-            let patch = match camrouter_config::validate(&String::from_utf8_lossy(&body)) {
+            let Ok(body) = std::str::from_utf8(&body) else {
+                return text(StatusCode::BAD_REQUEST, "config: not UTF-8");
+            };
+            let patch = match camrouter_config::validate(body) {
                 Ok(v) => v,
                 Err(e) => return text(StatusCode::BAD_REQUEST, &e.to_string()),
             };
@@ -39,6 +45,16 @@ pub async fn handle(app: &Arc<App>, method: &Method, body: Bytes) -> Response {
             }
         }
         _ => StatusCode::OK.into_response(),
+    }
+}
+
+/// The config file's text; a missing file is an empty config, but a file we
+/// cannot read is an error: editing "nothing" would replace the user's config.
+async fn read_current(path: &std::path::Path) -> Result<String, String> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(format!("config: {}: {e}", path.display())),
     }
 }
 
@@ -60,7 +76,7 @@ async fn edit(
         return Err("config file disabled".into());
     };
     let _lock = app.config_write.lock().await;
-    let current = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+    let current = read_current(&path).await?;
     let new = f(&current).map_err(|e| e.to_string())?;
     let p = path.clone();
     tokio::task::spawn_blocking(move || camrouter_config::write_atomic(&p, &new))

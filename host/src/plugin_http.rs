@@ -43,9 +43,10 @@ pub async fn dispatch(
             ))
         })
         .collect();
-    let body = axum::body::to_bytes(req.into_body(), 64 << 20)
-        .await
-        .unwrap_or_default();
+    let body = match crate::api::read_body(req, 64 << 20).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
     let request = HttpRequest {
         method: method.into(),
         path: path.into(),

@@ -161,7 +161,7 @@ fn plain_ok(s: &str) -> bool {
     {
         return false;
     }
-    matches!(serde_yaml::from_str::<Yaml>(s), Ok(Yaml::String(ref x)) if x == s)
+    matches!(crate::yaml::from_str(s), Ok(Yaml::String(ref x)) if x == s)
 }
 
 fn quote(s: &str) -> String {
@@ -501,7 +501,7 @@ fn scan_entries(
         if let Some(prev) = entries.last_mut() {
             close(prev, last_content);
         }
-        let key = match serde_yaml::from_str::<Yaml>(raw_key) {
+        let key = match crate::yaml::from_str(raw_key) {
             Ok(y) => key_to_string(&y),
             Err(_) => raw_key.to_string(),
         };

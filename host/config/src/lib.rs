@@ -18,6 +18,7 @@ mod load;
 mod value;
 mod vars;
 mod write;
+mod yaml;
 
 pub use edit::{
     patch, remove_entry, remove_preload, remove_stream, set_entry, set_preload, set_stream,
@@ -27,7 +28,7 @@ pub use known::{unknown_keys, Known};
 pub use load::{classify_arg, load, load_with, ConfigSource, Loaded, SourceKind, DEFAULT_FILES};
 pub use value::{deep_merge, parse_yaml, validate};
 pub use vars::substitute_vars;
-pub use write::write_atomic;
+pub use write::{write_atomic, BACKUPS};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,10 @@ pub enum ConfigError {
     /// The document parsed but its top level is not a mapping.
     #[error("config: {file}: top-level value must be a mapping")]
     NotMapping { file: String },
+    /// A whole config given to the API is empty (no document, or only
+    /// comments); it is refused so that a lost body cannot wipe the file.
+    #[error("config: empty document (send the whole config; an empty mapping is `{{}}`)")]
+    Empty,
     /// An edit could not be applied safely (the input is left untouched).
     #[error("config: {0}")]
     Edit(String),

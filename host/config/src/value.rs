@@ -16,7 +16,7 @@ use crate::{ConfigError, Result};
 ///
 /// `label` names the source in errors (file path, `-c #N`, ...).
 pub fn parse_yaml(text: &str, label: &str) -> Result<Value> {
-    let yaml: Yaml = serde_yaml::from_str(text).map_err(|e| yaml_error(&e, label))?;
+    let yaml: Yaml = crate::yaml::from_str(text).map_err(|e| yaml_error(&e, label))?;
     yaml_to_json(yaml).map_err(|message| ConfigError::Yaml {
         file: label.to_string(),
         line: 0,
@@ -38,8 +38,9 @@ pub(crate) fn parse_mapping(text: &str, label: &str) -> Result<Value> {
 }
 
 /// Validates a whole config posted to the API (YAML or JSON): it must parse
-/// and have a mapping at top level. An empty body is accepted as an empty
-/// config (go2rtc accepts it too). Returns the parsed config.
+/// and have a mapping at top level. An empty document (nothing, or only
+/// comments) is refused: it is what a cut-off or lost request body looks
+/// like, and writing it would wipe the user's config. Returns the parsed config.
 pub fn validate(text: &str) -> Result<Value> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') {
@@ -48,7 +49,13 @@ pub fn validate(text: &str) -> Result<Value> {
             return Ok(v);
         }
     }
-    parse_mapping(text, "<text>")
+    match parse_yaml(text, "<text>")? {
+        Value::Null => Err(ConfigError::Empty),
+        v @ Value::Object(_) => Ok(v),
+        _ => Err(ConfigError::NotMapping {
+            file: "<text>".to_string(),
+        }),
+    }
 }
 
 pub(crate) fn yaml_error(e: &serde_yaml::Error, label: &str) -> ConfigError {
@@ -240,7 +247,9 @@ mod tests {
     fn validate_requires_mapping() {
         assert_eq!(validate("a: 1").unwrap(), json!({"a": 1}));
         assert_eq!(validate("{\n\t\"a\": 1\n}").unwrap(), json!({"a": 1}));
-        assert_eq!(validate("").unwrap(), json!({}));
+        assert!(matches!(validate(""), Err(ConfigError::Empty)));
+        assert!(matches!(validate("# nothing\n\n"), Err(ConfigError::Empty)));
+        assert_eq!(validate("{}").unwrap(), json!({}));
         assert!(matches!(
             validate("- a\n- b"),
             Err(ConfigError::NotMapping { .. })

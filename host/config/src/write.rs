@@ -11,11 +11,18 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// How many earlier versions are kept: `<path>.bak` (the newest),
+/// `<path>.bak.1`, ... `<path>.bak.{BACKUPS-1}`.
+pub const BACKUPS: usize = 3;
+
 /// Replaces the file at `path` with `new_text` atomically:
 ///
 /// 1. writes `<path>.tmp` in the same directory (with the permissions of the
 ///    existing file) and fsyncs it;
-/// 2. copies the existing file (if any) to `<path>.bak`;
+/// 2. when the existing file differs from `new_text`, shifts the backups one
+///    generation (`.bak` → `.bak.1` → `.bak.2`, the oldest dropped) and copies
+///    it to `<path>.bak`; so a bad write followed by a few more still leaves
+///    the good version on disk;
 /// 3. renames the tmp file over `path` and fsyncs the directory (unix).
 ///
 /// When `path` is a symlink the link target is replaced (the link is kept).
@@ -54,7 +61,19 @@ pub fn write_atomic(path: &Path, new_text: &str) -> io::Result<()> {
         f.write_all(new_text.as_bytes())?;
         f.sync_all()?;
         drop(f);
-        if original.is_some() {
+        if original.is_some() && fs::read(&target)? != new_text.as_bytes() {
+            for n in (1..BACKUPS).rev() {
+                let older = with_suffix(&bak, &format!(".{n}"));
+                let newer = if n == 1 {
+                    bak.clone()
+                } else {
+                    with_suffix(&bak, &format!(".{}", n - 1))
+                };
+                match fs::rename(&newer, &older) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
             fs::copy(&target, &bak)?;
         }
         fs::rename(&tmp, &target)?;
@@ -117,6 +136,24 @@ mod tests {
             let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn keeps_generations_of_backups() {
+        let d = tmpdir("generations");
+        let p = d.join("go2rtc.yaml");
+        for i in 1..=5 {
+            write_atomic(&p, &format!("a: {i}\n")).unwrap();
+        }
+        // Writing the same text again makes no new generation.
+        write_atomic(&p, "a: 5\n").unwrap();
+        let read = |s: &str| fs::read_to_string(d.join(s)).unwrap();
+        assert_eq!(read("go2rtc.yaml"), "a: 5\n");
+        assert_eq!(read("go2rtc.yaml.bak"), "a: 4\n");
+        assert_eq!(read("go2rtc.yaml.bak.1"), "a: 3\n");
+        assert_eq!(read("go2rtc.yaml.bak.2"), "a: 2\n");
+        assert!(!d.join("go2rtc.yaml.bak.3").exists());
         fs::remove_dir_all(&d).unwrap();
     }
 
