@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use abi_stable::std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec};
-use camrouter_plugin_api::abi::{ConsumerBox, HostApi, LogLevel, SourceBox, SourceEventsBox};
+use abi_stable::std_types::RArc;
+use camrouter_plugin_api::abi::{
+    ClientCounters, ConsumerBox, HostApi, LogLevel, SourceBox, SourceEventsBox,
+};
 use camrouter_plugin_api::Packet;
 use serde_json::Value;
 
@@ -84,6 +87,27 @@ impl HostApi for HostImpl {
         match g.add_producer(stream.as_str(), info, source) {
             Ok(ev) => ROk(ev),
             Err(e) => RErr(RString::from(e.to_string())),
+        }
+    }
+
+    fn add_client(&self, consumer: u64, info: RString, counters: RArc<ClientCounters>) -> u64 {
+        let Some(g) = self.graph.upgrade() else {
+            return 0;
+        };
+        let info: Value = serde_json::from_str(info.as_str()).unwrap_or(Value::Null);
+        g.add_client(consumer, info, counters)
+    }
+
+    fn update_client(&self, client: u64, info: RString) {
+        if let Some(g) = self.graph.upgrade() {
+            let info: Value = serde_json::from_str(info.as_str()).unwrap_or(Value::Null);
+            g.update_client(client, info);
+        }
+    }
+
+    fn remove_client(&self, client: u64) {
+        if let Some(g) = self.graph.upgrade() {
+            g.remove_client(client);
         }
     }
 

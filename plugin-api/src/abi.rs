@@ -3,6 +3,8 @@
 //! bump the minor version of this crate (host and plugins must share `0.MINOR`).
 #![allow(non_camel_case_types, non_local_definitions)] // abi_stable generates `Trait_TO` / `Root_Ref` names
 
+use std::sync::atomic::AtomicU64;
+
 use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
@@ -94,6 +96,20 @@ pub enum LogLevel {
     Error,
 }
 
+/// Counters of one connected client (see `HostApi::add_client`), shared by the
+/// plugin that adds to them and the host that reads them: counting is a
+/// relaxed atomic add in the plugin, never a call across the boundary.
+#[repr(C)]
+#[derive(StableAbi, Debug, Default)]
+pub struct ClientCounters {
+    /// Bytes written to the client (payload and framing, as sent).
+    pub bytes: AtomicU64,
+    /// Packets written (RTP packets, fMP4 fragments, ...: the format's unit).
+    pub packets: AtomicU64,
+    /// Frames skipped because the client was too slow.
+    pub dropped: AtomicU64,
+}
+
 /// Result of a non-blocking send towards a client.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +168,20 @@ pub trait HostApi: Send + Sync {
         info: RString,
         source: SourceBox,
     ) -> RResult<SourceEventsBox, RString>;
+    /// Registers one connected client of consumer `consumer` (from
+    /// `add_consumer`). Every client is listed as its own consumer in
+    /// `/api/streams` and counted in metrics, also where several clients
+    /// share one graph consumer (the RTSP server's feed, an HLS muxer); a
+    /// consumer that registers no client is listed as itself. `info` is a
+    /// JSON object (`format_name`, `protocol`, `remote_addr`, `user_agent`,
+    /// optionally `tracks`: the consumer's track indexes this client plays)
+    /// overriding the consumer's. The plugin adds to `counters`; the host
+    /// only reads them. Returns the client id for `update_client` and
+    /// `remove_client`; the client also ends with its consumer.
+    fn add_client(&self, consumer: u64, info: RString, counters: RArc<ClientCounters>) -> u64;
+    /// Merges a JSON object into the client's info (`tracks` once it is known).
+    fn update_client(&self, client: u64, info: RString);
+    fn remove_client(&self, client: u64);
     fn stream_exists(&self, name: RStr<'_>) -> bool;
     /// Creates (or replaces) a stream. `hidden` streams are internal plumbing
     /// (exec's `{output}`): not listed by the API and not saved.

@@ -69,6 +69,19 @@ impl Host {
     pub fn consumer_send(&self, id: u64, track: u32, packet: &Packet) {
         self.0.consumer_send(id, track, packet)
     }
+    /// See [`HostApi::add_client`]: one connected client of a shared
+    /// consumer. Dropping the returned [`Client`] removes it.
+    pub fn add_client(&self, consumer: u64, info: serde_json::Value) -> Client {
+        let counters = RArc::new(ClientCounters::default());
+        let id = self
+            .0
+            .add_client(consumer, RString::from(info.to_string()), counters.clone());
+        Client {
+            host: self.clone(),
+            id,
+            counters,
+        }
+    }
     pub fn stream_exists(&self, name: &str) -> bool {
         self.0.stream_exists(RStr::from_str(name))
     }
@@ -102,6 +115,48 @@ impl Host {
             ROk(ev) => Ok(SourceEvents(Arc::new(ev))),
             RErr(e) => Err(e.into_string()),
         }
+    }
+}
+
+/// One connected client as the host lists it; removed when dropped.
+pub struct Client {
+    host: Host,
+    id: u64,
+    counters: RArc<ClientCounters>,
+}
+
+impl Client {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// Merges `info` (a JSON object) into the client's record.
+    pub fn update(&self, info: serde_json::Value) {
+        self.host.0.update_client(self.id, RString::from(info.to_string()))
+    }
+    /// Counts what was written to the client.
+    #[inline]
+    pub fn sent(&self, bytes: usize, packets: usize) {
+        self.counters
+            .bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        self.counters
+            .packets
+            .fetch_add(packets as u64, Ordering::Relaxed);
+    }
+    /// Counts frames skipped because the client was too slow.
+    #[inline]
+    pub fn dropped(&self, frames: u64) {
+        self.counters.dropped.fetch_add(frames, Ordering::Relaxed);
+    }
+    /// The shared counters, for a writer that counts on its own.
+    pub fn counters(&self) -> &RArc<ClientCounters> {
+        &self.counters
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.host.0.remove_client(self.id)
     }
 }
 

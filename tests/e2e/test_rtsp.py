@@ -49,9 +49,25 @@ def test_restream_camera_with_digest_auth_to_five_readers(server_factory, camera
     # after their last consumer) and be reused, or be gone: at most one
     # new session may open for the five readers.
     before = cam.sessions()
-    readers = [reader(url) for _ in range(5)]
-    # While they play: one upstream session, one producer.
-    assert wait_until(lambda: len(s.get_json("/api/streams")["cam"]["consumers"]) >= 1, timeout=15)
+    readers = [reader(url, frames=150) for _ in range(5)]
+    # Each reader is its own consumer (go2rtc's listing; viewers are counted
+    # from it), though all five share one feed and one upstream session.
+    seen = []
+
+    def five_listed():
+        seen[:] = s.get_json("/api/streams")["cam"]["consumers"]
+        return len(seen) == 5 and all(c.get("bytes_send", 0) > 0 for c in seen)
+    assert wait_until(five_listed, timeout=20), seen
+    consumers = list(seen)
+    assert len({c["remote_addr"] for c in consumers}) == 5
+    assert len({c["id"] for c in consumers}) == 5
+    for c in consumers:
+        assert c["format_name"] == "rtsp" and c["protocol"] == "rtsp+tcp"
+        assert c["remote_addr"].startswith("127.0.0.1:")
+        assert c["user_agent"].startswith("Lavf"), c
+        assert c["medias"] == ["video, recvonly, H264", "audio, recvonly, MPEG4-GENERIC/16000"] or \
+            [m.split(",")[0] for m in c["medias"]] == ["video", "audio"], c
+        assert c["packets"] > 0
     listed = s.get_json("/api/streams")["cam"]
     assert len(listed["producers"]) == 1
     assert listed["producers"][0]["url"] == cam.url.replace("s3cret", "***")
@@ -62,9 +78,12 @@ def test_restream_camera_with_digest_auth_to_five_readers(server_factory, camera
     for r in readers:
         out, err = r.communicate(timeout=60)
         assert r.returncode == 0, err
-        assert len(frame_lines(out)) == 50
+        assert len(frame_lines(out)) == 150
     assert most_active == 1, cam.output()
     assert cam.sessions() - before <= 1, cam.output()
+    # Leaving removes them.
+    assert wait_until(lambda: s.get_json("/api/streams")["cam"]["consumers"] == [], timeout=10), \
+        s.get_json("/api/streams")["cam"]["consumers"]
 
 
 def test_udp_and_filters(server_factory, camera_factory):

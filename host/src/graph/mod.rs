@@ -4,6 +4,7 @@
 
 pub mod filter;
 mod stats;
+mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,13 +13,23 @@ use std::time::Duration;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, RString, RVec};
-use camrouter_plugin_api::abi::{ConsumerBox, SourceBox, SourceEvents, SourceEventsBox};
+use camrouter_plugin_api::abi::{
+    ClientCounters, ConsumerBox, SourceBox, SourceEvents, SourceEventsBox,
+};
 use camrouter_plugin_api::{Codec, Direction, Media, MediaKind, Packet};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use camrouter_plugin_api::gop::Gop;
 pub use filter::Filter;
+use timeline::{ParamSets, Timeline};
+
+/// Microseconds on the host's monotonic clock: the sources' `received_at_us`
+/// restart with each connection, so outages are measured here.
+fn now_us() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
+}
 
 /// Opens source URLs: implemented by the plugin registry.
 pub trait Opener: Send + Sync {
@@ -52,6 +63,8 @@ pub struct Graph {
     me: Weak<Graph>,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     consumers: Mutex<HashMap<u64, Arc<ConsumerEntry>>>,
+    /// Client id → its consumer, for `update_client`/`remove_client`.
+    clients: Mutex<HashMap<u64, Weak<ConsumerEntry>>>,
     opener: RwLock<Option<Arc<dyn Opener>>>,
     rt: tokio::runtime::Handle,
     ids: AtomicU64,
@@ -66,6 +79,43 @@ pub struct Stream {
     hidden: AtomicBool,
     /// Bumped when an ingest producer is added, for consumers waiting on one.
     publishers: watch::Sender<u64>,
+    /// What consumers and clients that have left had sent, so that the
+    /// stream's totals never go down.
+    departed: SentTotals,
+}
+
+/// Sent-side counters of a stream, summed over its consumers' clients.
+#[derive(Default, Debug)]
+pub struct SentTotals {
+    pub bytes: AtomicU64,
+    pub packets: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+/// A stream's consumer side at one moment: what `/api/metrics` reports.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerTotals {
+    /// Listed consumers (each client of a shared consumer counts once).
+    pub count: u64,
+    pub bytes: u64,
+    pub packets: u64,
+    pub dropped: u64,
+}
+
+impl SentTotals {
+    fn add_client(&self, c: &ClientCounters) {
+        self.add(
+            c.bytes.load(Ordering::Relaxed),
+            c.packets.load(Ordering::Relaxed),
+            c.dropped.load(Ordering::Relaxed),
+        );
+    }
+
+    fn add(&self, bytes: u64, packets: u64, dropped: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -118,6 +168,8 @@ pub struct Track {
 struct TrackState {
     sinks: Vec<(Arc<ConsumerEntry>, u32)>,
     gop: Gop<Packet>,
+    /// Continuous output timestamps across producer generations.
+    timeline: Timeline,
 }
 
 /// An in-host packet callback: `(consumer track, packet)`.
@@ -140,6 +192,18 @@ pub struct ConsumerEntry {
     bytes: AtomicU64,
     packets: AtomicU64,
     closed: AtomicBool,
+    /// Connected clients of a shared consumer (`HostApi::add_client`).
+    clients: Mutex<Vec<Client>>,
+    /// Set by the first client: from then on the consumer is listed as its
+    /// clients, and its own graph-side counters are not the bytes sent.
+    shared: AtomicBool,
+}
+
+/// One connected client of a shared consumer.
+pub struct Client {
+    pub id: u64,
+    info: Value,
+    counters: RArc<ClientCounters>,
 }
 
 #[derive(Clone)]
@@ -156,6 +220,7 @@ impl Graph {
             me: me.clone(),
             streams: RwLock::default(),
             consumers: Mutex::default(),
+            clients: Mutex::default(),
             opener: RwLock::new(None),
             rt,
             ids: AtomicU64::new(1),
@@ -196,6 +261,7 @@ impl Graph {
                         inner: Mutex::default(),
                         hidden: AtomicBool::new(false),
                         publishers: watch::Sender::new(0),
+            departed: SentTotals::default(),
                     })
                 })
                 .clone()
@@ -249,6 +315,8 @@ impl Graph {
             bytes: AtomicU64::new(0),
             packets: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            clients: Mutex::default(),
+            shared: AtomicBool::new(false),
         });
         // Registered before negotiating, so producers started for it are not
         // stopped as unused meanwhile.
@@ -298,12 +366,88 @@ impl Graph {
             .remove(&id);
         let Some(entry) = entry else { return };
         entry.closed.store(true, Ordering::Relaxed);
+        let clients = std::mem::take(&mut *entry.lock_clients());
+        {
+            let mut map = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            for c in &clients {
+                map.remove(&c.id);
+            }
+        }
+        if let Some(stream) = entry.stream.upgrade() {
+            if entry.shared.load(Ordering::Relaxed) {
+                for c in &clients {
+                    stream.departed.add_client(&c.counters);
+                }
+            } else if !entry.is_internal_probe() {
+                stream.departed.add(
+                    entry.bytes.load(Ordering::Relaxed),
+                    entry.packets.load(Ordering::Relaxed),
+                    0,
+                );
+            }
+        }
         let routes = std::mem::take(&mut *entry.routes.lock().unwrap_or_else(|e| e.into_inner()));
         for r in routes {
             r.producer.remove_sink(r.ptrack, id);
         }
         if let Some(stream) = entry.stream.upgrade() {
             stream.remove_consumer(id);
+        }
+    }
+
+    /// Registers a client of a shared consumer (see `HostApi::add_client`).
+    /// Returns 0 when the consumer is gone: the client is then never listed.
+    pub fn add_client(&self, consumer: u64, info: Value, counters: RArc<ClientCounters>) -> u64 {
+        let Some(entry) = self.consumer(consumer) else {
+            return 0;
+        };
+        let id = self.next_id();
+        entry.shared.store(true, Ordering::Relaxed);
+        entry.lock_clients().push(Client { id, info, counters });
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Arc::downgrade(&entry));
+        id
+    }
+
+    pub fn update_client(&self, id: u64, info: Value) {
+        let entry = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .and_then(Weak::upgrade);
+        let (Some(entry), Value::Object(add)) = (entry, info) else {
+            return;
+        };
+        let mut clients = entry.lock_clients();
+        if let Some(c) = clients.iter_mut().find(|c| c.id == id) {
+            if let Value::Object(m) = &mut c.info {
+                m.extend(add);
+            } else {
+                c.info = Value::Object(add);
+            }
+        }
+    }
+
+    pub fn remove_client(&self, id: u64) {
+        let entry = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+            .and_then(|w| w.upgrade());
+        let Some(entry) = entry else { return };
+        let removed = {
+            let mut clients = entry.lock_clients();
+            clients
+                .iter()
+                .position(|c| c.id == id)
+                .map(|i| clients.remove(i))
+        };
+        if let (Some(c), Some(stream)) = (removed, entry.stream.upgrade()) {
+            stream.departed.add_client(&c.counters);
         }
     }
 
@@ -618,8 +762,34 @@ impl Stream {
         };
         json!({
             "producers": producers.iter().map(|p| p.json()).collect::<Vec<_>>(),
-            "consumers": consumers.iter().filter(|c| !c.is_internal_probe()).map(|c| c.json()).collect::<Vec<_>>(),
+            "consumers": consumers.iter().filter(|c| !c.is_internal_probe()).flat_map(|c| c.records()).collect::<Vec<_>>(),
         })
+    }
+
+    /// Consumers listed and what they sent, including those that have left.
+    pub fn consumer_totals(&self) -> ConsumerTotals {
+        let consumers = self.lock().consumers.clone();
+        let mut t = ConsumerTotals {
+            count: 0,
+            bytes: self.departed.bytes.load(Ordering::Relaxed),
+            packets: self.departed.packets.load(Ordering::Relaxed),
+            dropped: self.departed.dropped.load(Ordering::Relaxed),
+        };
+        for c in consumers.iter().filter(|c| !c.is_internal_probe()) {
+            if c.shared.load(Ordering::Relaxed) {
+                for cl in c.lock_clients().iter() {
+                    t.count += 1;
+                    t.bytes += cl.counters.bytes.load(Ordering::Relaxed);
+                    t.packets += cl.counters.packets.load(Ordering::Relaxed);
+                    t.dropped += cl.counters.dropped.load(Ordering::Relaxed);
+                }
+            } else {
+                t.count += 1;
+                t.bytes += c.bytes.load(Ordering::Relaxed);
+                t.packets += c.packets.load(Ordering::Relaxed);
+            }
+        }
+        t
     }
 }
 
@@ -890,7 +1060,7 @@ impl Producer {
     }
 
     #[inline]
-    fn on_packet(&self, packet: &Packet) {
+    fn on_packet(&self, generation: u64, packet: &Packet) {
         let tracks = self.tracks.read().unwrap_or_else(|e| e.into_inner());
         let Some(track) = tracks.get(packet.track as usize) else {
             return;
@@ -900,7 +1070,19 @@ impl Producer {
         self.packets.fetch_add(1, Ordering::Relaxed);
         track.bytes.fetch_add(len, Ordering::Relaxed);
         track.packets.fetch_add(1, Ordering::Relaxed);
+        let now = now_us();
         let mut st = track.lock();
+        let Some(packet) = st.timeline.apply(
+            generation,
+            track.kind,
+            track.codec.clock_rate,
+            ParamSets::for_codec(track.codec.name.as_str()),
+            now,
+            packet,
+        ) else {
+            return;
+        };
+        let packet = &*packet;
         if track.kind == MediaKind::Video {
             st.gop
                 .push(packet.clone(), packet.payload.len(), packet.is_keyframe());
@@ -987,6 +1169,22 @@ impl ConsumerEntry {
     pub fn json(&self) -> Value {
         stats::consumer_json(self)
     }
+
+    /// The consumer's entries in `/api/streams`: itself, or, once clients
+    /// registered, one per connected client (none between clients).
+    pub fn records(&self) -> Vec<Value> {
+        if !self.shared.load(Ordering::Relaxed) {
+            return vec![stats::consumer_json(self)];
+        }
+        self.lock_clients()
+            .iter()
+            .map(|c| stats::client_json(self, c))
+            .collect()
+    }
+
+    fn lock_clients(&self) -> std::sync::MutexGuard<'_, Vec<Client>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The host's side of `SourceEvents`: tied to one generation of a producer,
@@ -1012,7 +1210,7 @@ impl SourceEvents for HostEvents {
     #[inline]
     fn packet(&self, packet: &Packet) {
         if let Some(p) = self.live() {
-            p.on_packet(packet);
+            p.on_packet(self.generation, packet);
         }
     }
     fn info(&self, info: RString) {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use camrouter_plugin_api::{Codec, Direction, Media, MediaKind};
 use serde_json::{json, Map, Value};
 
-use super::{mask, ConsumerEntry, Producer, Status};
+use super::{mask, Client, ConsumerEntry, Producer, Status};
 
 /// `video, recvonly, H264` as go2rtc renders a media.
 pub fn media_string(m: &Media) -> String {
@@ -162,7 +162,54 @@ pub fn consumer_json(c: &ConsumerEntry) -> Value {
         _ => Map::new(),
     };
     m.insert("id".into(), json!(c.id));
-    let medias = c.medias();
+    insert_medias(&mut m, &c.medias());
+    m.insert("bytes_send".into(), json!(c.bytes.load(Ordering::Relaxed)));
+    m.insert("packets".into(), json!(c.packets.load(Ordering::Relaxed)));
+    Value::Object(m)
+}
+
+/// One client of a shared consumer, listed as a consumer of its own: the
+/// consumer's fields, overridden by the client's, its own id and counters,
+/// and only the tracks it plays when it said which.
+pub fn client_json(c: &ConsumerEntry, client: &Client) -> Value {
+    let mut m = match &c.info {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    let mut tracks: Option<Vec<u64>> = None;
+    if let Value::Object(ci) = &client.info {
+        for (k, v) in ci {
+            if k == "tracks" {
+                tracks = v
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_u64()).collect());
+            } else {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    m.insert("id".into(), json!(client.id));
+    let mut medias = c.medias();
+    if let Some(t) = tracks {
+        medias = medias
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| t.contains(&(*i as u64)))
+            .map(|(_, md)| md)
+            .collect();
+    }
+    insert_medias(&mut m, &medias);
+    let k = &client.counters;
+    m.insert("bytes_send".into(), json!(k.bytes.load(Ordering::Relaxed)));
+    m.insert("packets".into(), json!(k.packets.load(Ordering::Relaxed)));
+    let dropped = k.dropped.load(Ordering::Relaxed);
+    if dropped > 0 {
+        m.insert("dropped".into(), json!(dropped));
+    }
+    Value::Object(m)
+}
+
+fn insert_medias(m: &mut Map<String, Value>, medias: &[camrouter_plugin_api::Media]) {
     if !medias.is_empty() {
         m.insert(
             "medias".into(),
@@ -182,7 +229,4 @@ pub fn consumer_json(c: &ConsumerEntry) -> Value {
             m.insert("senders".into(), json!(senders));
         }
     }
-    m.insert("bytes_send".into(), json!(c.bytes.load(Ordering::Relaxed)));
-    m.insert("packets".into(), json!(c.packets.load(Ordering::Relaxed)));
-    Value::Object(m)
 }

@@ -50,6 +50,16 @@ pub struct Tracks {
     pub mics: Vec<MicTrack>,
 }
 
+impl Tracks {
+    /// The graph (consumer) track index of `list[i]`.
+    pub fn graph_index(&self, i: usize) -> Option<u32> {
+        self.by_graph
+            .iter()
+            .position(|l| *l == Some(i))
+            .map(|g| g as u32)
+    }
+}
+
 /// A track our RTSP clients send on (go2rtc: a `sendonly` media in our SDP).
 pub struct MicTrack {
     /// The graph's consumer track index, for `consumer_send`.

@@ -28,6 +28,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use camrouter_plugin_api::abi::ClientCounters;
+use camrouter_plugin_api::RArc;
 use std::time::Duration;
 
 use tokio::net::tcp::OwnedWriteHalf;
@@ -85,9 +87,28 @@ struct State {
     udp: Option<(Arc<UdpSocket>, IpAddr)>,
     /// Transports of tracks from `INLINE_TRACKS` on (rare).
     more_transports: Vec<Option<SetupTransport>>,
+    /// The session's client record in the host (`/api/streams`, metrics).
+    counters: Option<RArc<ClientCounters>>,
 }
 
 impl State {
+    #[inline]
+    fn count_drop(&self) {
+        if let Some(c) = &self.counters {
+            c.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn count_sent(&self, frame: &OutFrame) {
+        if let Some(c) = &self.counters {
+            c.bytes
+                .fetch_add(frame.rtp.bytes().len() as u64, Ordering::Relaxed);
+            c.packets
+                .fetch_add(frame.rtp.ranges().len() as u64, Ordering::Relaxed);
+        }
+    }
+
     fn transport(&self, track: usize) -> Option<SetupTransport> {
         match self.transports.get(track) {
             Some(t) => *t,
@@ -206,6 +227,11 @@ impl ConnWriter {
         }
         st.udp = udp;
         st.playing = true;
+    }
+
+    /// Where this session counts what it sends and drops.
+    pub fn set_counters(&self, counters: Option<RArc<ClientCounters>>) {
+        self.lock().counters = counters;
     }
 
     pub fn close(&self) {
@@ -391,6 +417,7 @@ impl FrameSink for ConnWriter {
         if st.dropping {
             if st.has_video && !(is_video && frame.keyframe) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                st.count_drop();
                 return;
             }
             st.dropping = false;
@@ -400,10 +427,12 @@ impl FrameSink for ConnWriter {
             st.held.clear();
             st.held_since = None;
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            st.count_drop();
             return;
         }
         match st.transport(frame.track) {
             Some(SetupTransport::Tcp { rtp_channel, .. }) => {
+                st.count_sent(frame);
                 let item = if rtp_channel as usize == frame.track * 2 {
                     Item::Frame(frame.clone())
                 } else {
@@ -437,6 +466,7 @@ impl FrameSink for ConnWriter {
                 }
             }
             Some(SetupTransport::Udp { rtp_port, .. }) => {
+                st.count_sent(frame);
                 if let Some((sock, ip)) = &st.udp {
                     let to = SocketAddr::new(*ip, rtp_port);
                     // UDP is lossy anyway: a full socket buffer drops.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use camrouter_media::depay::Depacketizer;
 use camrouter_media::rtp::RtpPacket;
 use camrouter_media::sdp::{write_session, Direction as SdpDirection, MediaDescription, Session};
-use camrouter_plugin_api::sdk::{Host, Source, SourceEvents};
+use camrouter_plugin_api::sdk::{Client, Host, Source, SourceEvents};
 use camrouter_plugin_api::{Direction, Media, MediaKind, Packet, RArc, RVec, FLAG_KEYFRAME};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -99,6 +99,9 @@ struct Play {
     udp: Option<Arc<UdpSocket>>,
     /// Interleaved channel → (graph track, depacketizer) of a microphone track.
     mics: HashMap<u8, (u32, Depacketizer)>,
+    /// This session as its own consumer in `/api/streams` and metrics,
+    /// though it shares the feed's graph consumer; removed when dropped.
+    client: Client,
 }
 
 struct Record {
@@ -287,7 +290,17 @@ impl Conn {
                 return self.responder.respond(req, 500);
             }
         };
+        let client = self.server.host.add_client(
+            feed.consumer_id.load(std::sync::atomic::Ordering::Relaxed),
+            json!({
+                "format_name": "rtsp",
+                "protocol": "rtsp+tcp",
+                "remote_addr": self.peer.to_string(),
+                "user_agent": req.headers.get("User-Agent").unwrap_or(""),
+            }),
+        );
         self.play = Some(Play {
+            client,
             feed,
             transports: HashMap::new(),
             playing: false,
@@ -405,6 +418,24 @@ impl Conn {
             return (self.responder.respond(req, 455), None);
         }
         play.playing = true;
+        let tracks = play.feed.tracks();
+        let mut played: Vec<u32> = play
+            .transports
+            .keys()
+            .filter_map(|&i| tracks.graph_index(i))
+            .chain(play.mics.values().map(|(g, _)| *g))
+            .collect();
+        played.sort_unstable();
+        let udp = play
+            .transports
+            .values()
+            .any(|t| matches!(t, SetupTransport::Udp { .. }));
+        play.client.update(json!({
+            "tracks": played,
+            "protocol": if udp { "rtsp+udp" } else { "rtsp+tcp" },
+        }));
+        self.writer
+            .set_counters(Some(play.client.counters().clone()));
         let start: After = Box::new(|conn: &mut Conn| {
             let Some(play) = &conn.play else { return };
             let tracks = play.feed.tracks();
