@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use abi_stable::std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec};
 use abi_stable::std_types::RArc;
+use abi_stable::std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec};
 use camrouter_plugin_api::abi::{
     ClientCounters, ConsumerBox, HostApi, LogLevel, SourceBox, SourceEventsBox,
 };

@@ -131,7 +131,9 @@ impl Client {
     }
     /// Merges `info` (a JSON object) into the client's record.
     pub fn update(&self, info: serde_json::Value) {
-        self.host.0.update_client(self.id, RString::from(info.to_string()))
+        self.host
+            .0
+            .update_client(self.id, RString::from(info.to_string()))
     }
     /// Counts what was written to the client.
     #[inline]

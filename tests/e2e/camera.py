@@ -129,6 +129,13 @@ class Camera:
     def stop(self):
         terminate(self.proc)
 
+    def kill(self):
+        """SIGKILL: a power cut as the network sees it (no TEARDOWN, no RTCP
+        BYE; the kernel resets the connections)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def restart(self, timeout=20):
         """Stop, then start again on the same port (clients see the
         connection drop and a fresh camera behind the same URL)."""

@@ -65,8 +65,7 @@ def test_restream_camera_with_digest_auth_to_five_readers(server_factory, camera
         assert c["format_name"] == "rtsp" and c["protocol"] == "rtsp+tcp"
         assert c["remote_addr"].startswith("127.0.0.1:")
         assert c["user_agent"].startswith("Lavf"), c
-        assert c["medias"] == ["video, recvonly, H264", "audio, recvonly, MPEG4-GENERIC/16000"] or \
-            [m.split(",")[0] for m in c["medias"]] == ["video", "audio"], c
+        assert [m.split(",")[0] for m in c["medias"]] == ["video", "audio"], c
         assert c["packets"] > 0
     listed = s.get_json("/api/streams")["cam"]
     assert len(listed["producers"]) == 1

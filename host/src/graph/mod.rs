@@ -28,7 +28,10 @@ use timeline::{ParamSets, Timeline};
 /// restart with each connection, so outages are measured here.
 fn now_us() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros() as u64
 }
 
 /// Opens source URLs: implemented by the plugin registry.
@@ -93,6 +96,7 @@ pub struct SentTotals {
 }
 
 /// A stream's consumer side at one moment: what `/api/metrics` reports.
+#[allow(dead_code)] // read by /api/metrics, which lands separately
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsumerTotals {
     /// Listed consumers (each client of a shared consumer counts once).
@@ -152,6 +156,9 @@ struct ProducerCore {
     info: serde_json::Map<String, Value>,
     retries: u32,
     last_error: Option<String>,
+    /// The failure last logged: a source that keeps failing the same way
+    /// logs once, not once per retry.
+    logged_error: Option<String>,
 }
 
 pub struct Track {
@@ -261,7 +268,7 @@ impl Graph {
                         inner: Mutex::default(),
                         hidden: AtomicBool::new(false),
                         publishers: watch::Sender::new(0),
-            departed: SentTotals::default(),
+                        departed: SentTotals::default(),
                     })
                 })
                 .clone()
@@ -767,6 +774,7 @@ impl Stream {
     }
 
     /// Consumers listed and what they sent, including those that have left.
+    #[allow(dead_code)] // read by /api/metrics, which lands separately
     pub fn consumer_totals(&self) -> ConsumerTotals {
         let consumers = self.lock().consumers.clone();
         let mut t = ConsumerTotals {
@@ -885,12 +893,22 @@ impl Producer {
             return;
         }
         let generation = generation + 1;
-        let source = {
+        let (source, log) = {
             let mut core = self.lock_core();
             core.last_error = Some(reason.clone());
             core.redirects = 0;
             core.current_url = self.url.clone();
-            core.source.take()
+            // Once per state change: when the source starts failing, and
+            // when its failure turns from passing (refused) to lasting
+            // (401) or back; not once per retry.
+            let log = core
+                .logged_error
+                .as_deref()
+                .is_none_or(|e| is_lasting_failure(e) != is_lasting_failure(&reason));
+            if log {
+                core.logged_error = Some(reason.clone());
+            }
+            (core.source.take(), log)
         };
         if let Some(s) = source {
             s.stop();
@@ -900,7 +918,11 @@ impl Producer {
             .upgrade()
             .map(|s| s.name.clone())
             .unwrap_or_default();
-        tracing::warn!(target: "streams", stream = %stream_name, url = %mask(&self.url), "source failed: {}", mask(&reason));
+        if log {
+            tracing::warn!(target: "streams", stream = %stream_name, url = %mask(&self.url), "source failed: {}", mask(&reason));
+        } else {
+            tracing::trace!(target: "streams", stream = %stream_name, "source failed again");
+        }
         self.status.send_replace(Status::Failed(reason));
         if self.passive {
             if let Some(stream) = self.stream.upgrade() {
@@ -923,12 +945,13 @@ impl Producer {
         let Some(graph) = self.graph.upgrade() else {
             return;
         };
-        let retries = {
+        let (retries, lasting) = {
             let mut core = self.lock_core();
             core.retries += 1;
-            core.retries
+            let lasting = core.last_error.as_deref().is_some_and(is_lasting_failure);
+            (core.retries, lasting)
         };
-        let delay = Duration::from_millis((500u64 << retries.min(6)).min(30_000));
+        let delay = retry_delay(retries, lasting);
         let me = self.me.clone();
         graph.spawn(async move {
             tokio::time::sleep(delay).await;
@@ -951,10 +974,15 @@ impl Producer {
             core.redirects = 0;
             core.current_url = self.url.clone();
             core.info.clear();
+            core.logged_error = None;
             core.source.take()
         };
         if let Some(s) = source {
             s.stop();
+        }
+        // Nobody is watching: the next start begins a new timeline.
+        for t in self.tracks.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            t.lock().timeline = Timeline::default();
         }
         self.status.send_replace(Status::Idle);
     }
@@ -1019,6 +1047,20 @@ impl Producer {
     }
 
     fn on_medias(&self, medias: Vec<Media>) {
+        let new_track = |i: usize, m: &Media| {
+            Arc::new(Track {
+                index: i as u32,
+                kind: m.kind,
+                direction: m.direction,
+                codec: m.codecs.first().cloned().unwrap_or_default(),
+                state: Mutex::default(),
+                bytes: AtomicU64::new(0),
+                packets: AtomicU64::new(0),
+            })
+        };
+        // Consumers of a track whose codec changed: negotiated against the
+        // old codec, they cannot go on.
+        let mut ended: Vec<(Arc<ConsumerEntry>, String)> = Vec::new();
         {
             let mut tracks = self.tracks.write().unwrap_or_else(|e| e.into_inner());
             let same_shape = tracks.len() == medias.len()
@@ -1027,26 +1069,45 @@ impl Producer {
                     .zip(&medias)
                     .all(|(t, m)| t.kind == m.kind && t.direction == m.direction);
             if !same_shape {
-                // A reconnect with different medias: consumers of the old
-                // tracks lose them; they were negotiated against other codecs.
+                for t in tracks.iter() {
+                    for (c, _) in t.lock().sinks.drain(..) {
+                        ended.push((c, "the source came back with other medias".into()));
+                    }
+                }
                 *tracks = medias
                     .iter()
                     .enumerate()
-                    .map(|(i, m)| {
-                        Arc::new(Track {
-                            index: i as u32,
-                            kind: m.kind,
-                            direction: m.direction,
-                            codec: m.codecs.first().cloned().unwrap_or_default(),
-                            state: Mutex::default(),
-                            bytes: AtomicU64::new(0),
-                            packets: AtomicU64::new(0),
-                        })
-                    })
+                    .map(|(i, m)| new_track(i, m))
                     .collect();
             } else {
-                for t in tracks.iter() {
-                    t.lock().gop.clear();
+                for (i, m) in medias.iter().enumerate() {
+                    let old = tracks[i].clone();
+                    let codec = m.codecs.first().cloned().unwrap_or_default();
+                    let mut st = old.lock();
+                    st.gop.clear();
+                    if codec == old.codec {
+                        st.timeline.set_params(&codec.extradata);
+                        continue;
+                    }
+                    let fresh = new_track(i, m);
+                    if codec.name != old.codec.name || codec.clock_rate != old.codec.clock_rate {
+                        let why = format!(
+                            "the source's codec changed from {} to {}",
+                            old.codec.name, codec.name
+                        );
+                        for (c, _) in st.sinks.drain(..) {
+                            ended.push((c, why.clone()));
+                        }
+                    } else {
+                        // Same codec, other parameters (a new SPS, another
+                        // resolution): the consumers go on, in band.
+                        let mut fs = fresh.lock();
+                        fs.sinks = std::mem::take(&mut st.sinks);
+                        fs.timeline = std::mem::take(&mut st.timeline);
+                        fs.timeline.set_params(&codec.extradata);
+                    }
+                    drop(st);
+                    tracks[i] = fresh;
                 }
             }
         }
@@ -1055,8 +1116,33 @@ impl Producer {
             core.medias = medias;
             core.retries = 0;
             core.last_error = None;
+            if let Some(e) = core.logged_error.take() {
+                let stream = self
+                    .stream
+                    .upgrade()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                tracing::info!(target: "streams", stream = %stream, url = %mask(&self.url), "source is back (was: {})", mask(&e));
+            }
         }
         self.status.send_replace(Status::Ready);
+        if !ended.is_empty() {
+            if let Some(graph) = self.graph.upgrade() {
+                let g = graph.clone();
+                // Not from inside the source's callback: closing calls into
+                // the consumers' plugins.
+                graph.spawn(async move {
+                    let mut seen = std::collections::HashSet::new();
+                    for (c, why) in ended {
+                        if seen.insert(c.id) {
+                            tracing::warn!(target: "streams", consumer = c.id, "consumer ended: {why}");
+                            g.detach(c.id);
+                            c.notify_closed(&why);
+                        }
+                    }
+                });
+            }
+        }
     }
 
     #[inline]
@@ -1230,6 +1316,53 @@ impl SourceEvents for HostEvents {
             p.fail(self.generation, reason.into_string());
         }
     }
+}
+
+/// While consumers wait, a camera that refuses or does not answer is dialled
+/// again every half second, so that they get frames within about a second
+/// of its return (a refused dial costs nothing). Answers that retrying soon
+/// will not change back off exponentially, up to 30 s.
+fn retry_delay(retries: u32, lasting: bool) -> Duration {
+    if lasting {
+        Duration::from_millis((1000u64 << retries.saturating_sub(1).min(5)).min(30_000))
+    } else {
+        Duration::from_millis(500)
+    }
+}
+
+/// Failures that the same request will meet again: wrong credentials, a
+/// missing path, a description we cannot use, a source that cannot run.
+fn is_lasting_failure(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    [
+        " 401",
+        " 403",
+        " 404",
+        " 400",
+        " 405",
+        " 415",
+        " 451",
+        " 454",
+        " 461",
+        "unauthorized",
+        "forbidden",
+        "not found",
+        "wrong user or password",
+        "password",
+        "sdp",
+        "unsupported",
+        "not supported",
+        "no such file",
+        "bad #",
+        "bad url",
+        "invalid",
+        "unknown scheme",
+        "no plugin",
+        "too many redirects",
+        "no medias",
+    ]
+    .iter()
+    .any(|k| r.contains(k))
 }
 
 /// Masks secrets in URLs for logs and API answers: the password of every

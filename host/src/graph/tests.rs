@@ -294,3 +294,108 @@ async fn consumer_can_wait_for_a_publisher() {
     );
     drop(hidden);
 }
+
+#[tokio::test(start_paused = true)]
+async fn clients_of_a_shared_consumer_are_listed_and_counted_each() {
+    let (g, _o) = setup(&["fake:video=H264,audio=PCMA"]);
+    let f = Filter::parse("video&audio").unwrap();
+    let c = g
+        .attach(
+            g.next_id(),
+            "cam",
+            &f,
+            collector().0,
+            json!({"format_name": "rtsp", "remote_addr": "first"}),
+        )
+        .await
+        .unwrap();
+    let stream = g.stream("cam").unwrap();
+    // Before any client: the consumer itself.
+    assert_eq!(stream.consumer_totals().count, 1);
+    let k1 = RArc::new(ClientCounters::default());
+    let k2 = RArc::new(ClientCounters::default());
+    let a = g.add_client(c.id, json!({"remote_addr": "a", "tracks": [1]}), k1.clone());
+    let b = g.add_client(c.id, json!({"remote_addr": "b"}), k2.clone());
+    k1.bytes.store(100, Ordering::Relaxed);
+    k2.bytes.store(50, Ordering::Relaxed);
+    k2.dropped.store(3, Ordering::Relaxed);
+    let listed = g.streams_json()["cam"]["consumers"].clone();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["id"], json!(a));
+    assert_eq!(listed[0]["remote_addr"], json!("a"));
+    assert_eq!(listed[0]["format_name"], json!("rtsp"));
+    assert_eq!(listed[0]["medias"], json!(["audio, sendonly, PCMA"]));
+    assert_eq!(listed[0]["bytes_send"], json!(100));
+    assert_eq!(listed[1]["medias"].as_array().unwrap().len(), 2);
+    g.update_client(b, json!({"user_agent": "VLC"}));
+    assert_eq!(
+        g.streams_json()["cam"]["consumers"][1]["user_agent"],
+        json!("VLC")
+    );
+    let t = stream.consumer_totals();
+    assert_eq!((t.count, t.bytes, t.dropped), (2, 150, 3));
+    // A client that leaves is no longer listed, but its bytes stay counted.
+    g.remove_client(a);
+    k1.bytes.store(1_000, Ordering::Relaxed);
+    let t = stream.consumer_totals();
+    assert_eq!((t.count, t.bytes), (1, 150));
+    // The consumer leaving takes its last client with it.
+    g.detach(c.id);
+    let t = stream.consumer_totals();
+    assert_eq!((t.count, t.bytes, t.dropped), (0, 150, 3));
+    assert_eq!(g.streams_json()["cam"]["consumers"], json!([]));
+    // Adding to a consumer that is gone is refused.
+    assert_eq!(g.add_client(c.id, json!({}), k1), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_source_continues_the_timeline_and_a_changed_codec_ends_consumers() {
+    let (g, o) = setup(&["fake:video=H264"]);
+    let f = Filter::parse("video").unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g2 = got.clone();
+    let sink = ConsumerSink::Internal(Some(Box::new(move |_: u32, p: &Packet| {
+        g2.lock().unwrap().push((p.dts, p.flags));
+    })));
+    let c = g
+        .attach(g.next_id(), "cam", &f, sink, json!({}))
+        .await
+        .unwrap();
+    let ev = o.events.lock().unwrap()[0].clone();
+    let mut p = packet(0, true, 1);
+    p.dts = 1_000_000;
+    ev.packet(&p);
+    // The camera drops; the retry comes within a second.
+    ev.closed(RString::from("rtsp: camera closed the connection"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        o.opened.load(Ordering::SeqCst),
+        2,
+        "retried within a second"
+    );
+    let ev2 = o.events.lock().unwrap()[1].clone();
+    let mut p = packet(0, false, 2);
+    p.dts = 5;
+    ev2.packet(&p); // not a keyframe: dropped
+    let mut p = packet(0, true, 3);
+    p.dts = 3605;
+    ev2.packet(&p);
+    let seen = got.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[1].0 > seen[0].0, "{seen:?}");
+    assert!(seen[1].1 & camrouter_plugin_api::FLAG_DISCONTINUITY != 0);
+    assert!(g.consumer(c.id).is_some());
+    // Back with another codec: the consumer ends.
+    ev2.closed(RString::from("gone"));
+    o.events.lock().unwrap().clear();
+    g.stream("cam").unwrap().lock().producers[0]
+        .lock_core()
+        .current_url = "fake:video=H265".into();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(
+        g.consumer(c.id).is_none(),
+        "consumer of the old codec ended"
+    );
+}

@@ -194,13 +194,34 @@ mod tests {
         let last = 1_000_000_000 + 49 * 3600;
         // Back 6 s after the last frame, with a random new base; the first
         // frames before a keyframe are dropped.
-        assert!(run(&mut tl, 3, MediaKind::Video, 49 * 40 + 6000, &pkt(77, false, &nal(0x41))).is_none());
-        let k = run(&mut tl, 3, MediaKind::Video, 49 * 40 + 6040, &pkt(77 + 3600, true, &nal(0x65))).unwrap();
+        assert!(run(
+            &mut tl,
+            3,
+            MediaKind::Video,
+            49 * 40 + 6000,
+            &pkt(77, false, &nal(0x41))
+        )
+        .is_none());
+        let k = run(
+            &mut tl,
+            3,
+            MediaKind::Video,
+            49 * 40 + 6040,
+            &pkt(77 + 3600, true, &nal(0x65)),
+        )
+        .unwrap();
         // The gap was measured at the first packet of the generation (6 s).
         assert_eq!(k.dts, last + 6 * 90_000 + 3600);
         assert_eq!(k.pts, k.dts + 3000);
         assert!(k.flags & FLAG_DISCONTINUITY != 0);
-        let n = run(&mut tl, 3, MediaKind::Video, 49 * 40 + 6080, &pkt(77 + 7200, false, &nal(0x41))).unwrap();
+        let n = run(
+            &mut tl,
+            3,
+            MediaKind::Video,
+            49 * 40 + 6080,
+            &pkt(77 + 7200, false, &nal(0x41)),
+        )
+        .unwrap();
         assert_eq!(n.dts, k.dts + 3600);
         assert!(n.flags & FLAG_DISCONTINUITY == 0);
     }
@@ -209,8 +230,9 @@ mod tests {
     fn audio_resumes_at_once() {
         let mut tl = Timeline::default();
         run(&mut tl, 1, MediaKind::Audio, 0, &pkt(5000, false, b"a")).unwrap();
+        let b = pkt(9, false, b"b");
         let p = tl
-            .apply(2, MediaKind::Audio, 16_000, ParamSets::None, 2_000_000, &pkt(9, false, b"b"))
+            .apply(2, MediaKind::Audio, 16_000, ParamSets::None, 2_000_000, &b)
             .unwrap();
         assert_eq!(p.dts, 5000 + 32_000);
     }
@@ -230,7 +252,14 @@ mod tests {
         let mut params = nal(0x67);
         params.extend(nal(0x68));
         tl.set_params(&params);
-        let k = run(&mut tl, 2, MediaKind::Video, 1000, &pkt(0, true, &nal(0x65))).unwrap();
+        let k = run(
+            &mut tl,
+            2,
+            MediaKind::Video,
+            1000,
+            &pkt(0, true, &nal(0x65)),
+        )
+        .unwrap();
         let mut want = params.clone();
         want.extend(nal(0x65));
         assert_eq!(k.payload.as_slice(), &want[..]);

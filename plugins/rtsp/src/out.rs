@@ -21,6 +21,8 @@
 //! direct send is a plain `sendmsg` on the socket: going through tokio's
 //! readiness bookkeeping costs another cache miss per session per frame.
 
+use camrouter_plugin_api::abi::ClientCounters;
+use camrouter_plugin_api::RArc;
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -28,8 +30,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use camrouter_plugin_api::abi::ClientCounters;
-use camrouter_plugin_api::RArc;
 use std::time::Duration;
 
 use tokio::net::tcp::OwnedWriteHalf;

@@ -1,0 +1,83 @@
+"""A reader that stays connected while the camera behind camrouter loses
+power sees one continuous timeline (what an NVR recording needs), and gets
+frames again about a second after the camera is back."""
+
+import json
+import subprocess
+import time
+
+from camera import camera_factory  # noqa: F401
+from conftest import wait_until
+
+OUTAGE = 6.0
+
+
+def packets(path, stream):
+    r = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries",
+         "packet=pts_time,flags", "-of", "json", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    return [(float(p["pts_time"]), p.get("flags", "")) for p in json.loads(r.stdout)["packets"]
+            if "pts_time" in p]
+
+
+def sent_bytes(s):
+    cs = s.get_json("/api/streams")["cam"]["consumers"]
+    return sum(c.get("bytes_send", 0) for c in cs)
+
+
+def test_recording_survives_a_camera_power_cut(server_factory, camera_factory, tmp_path):
+    cam = camera_factory(audio="aac", fps=25)
+    s = server_factory(f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    out = tmp_path / "rec.ts"
+    # `-t 18` ends the recording after 18 s of *media* time: with the camera's
+    # fresh timestamp base passed through, it would stop right at the restart.
+    rec = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", f"{s.rtsp_url}/cam",
+         "-c", "copy", "-t", "18", "-f", "mpegts", "-y", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    assert wait_until(lambda: sent_bytes(s) > 200_000, timeout=20), s.get_json("/api/streams")
+    cam.kill()
+    killed = time.monotonic()
+    time.sleep(OUTAGE)  # the outage itself, not an assertion
+    before = sent_bytes(s)
+    cam.start()
+    back = time.monotonic()
+    outage = back - killed
+    # When the reader got frames again, seen from the server's counters.
+    t0 = time.monotonic()
+    assert wait_until(lambda: sent_bytes(s) > before, timeout=15, step=0.02), s.output()
+    resumed = time.monotonic() - t0
+    print(f"frames again {resumed:.2f} s after the camera's port answered")
+    assert resumed <= 2.0, f"{resumed:.2f} s to resume"
+
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    video = packets(out, "v:0")
+    audio = packets(out, "a:0")
+    assert len(video) > 250, len(video)
+    pts = [p for p, _ in video]
+    # DTS order is not PTS order with B-frames, but this camera sends none:
+    # each frame is later than the one before, and none goes back.
+    steps = [b - a for a, b in zip(pts, pts[1:])]
+    assert min(steps) > 0, "video pts go back"
+    gaps = [d for d in steps if d > 0.5]
+    assert len(gaps) == 1, gaps
+    # The gap is the outage as the reader lived it: from the camera's last
+    # frame to its first keyframe after coming back.
+    assert outage - 0.5 <= gaps[0] <= outage + 1.0 + resumed, (gaps[0], outage)
+    # Output resumes at a keyframe.
+    after = next(i for i, d in enumerate(steps) if d > 0.5) + 1
+    assert "K" in video[after][1], video[after]
+    # The recording holds the whole 18 s: media time ran on, not hours ahead.
+    assert 17.0 <= pts[-1] - pts[0] <= 18.5, (pts[0], pts[-1])
+    apts = [p for p, _ in audio]
+    assert all(b > a for a, b in zip(apts, apts[1:])), "audio pts go back"
+    assert abs(apts[-1] - pts[-1]) < 1.0, (apts[-1], pts[-1])
+    # The outage is logged once and the return once, not once per retry.
+    log = s.output()
+    assert log.count("source failed") == 1, log
+    assert log.count("source is back") == 1, log
