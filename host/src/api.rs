@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, FromRequest, Request};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
 use base64::Engine as _;
@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::app::{App, GO2RTC_VERSION};
 use crate::graph::{ConsumerSink, Filter};
+use crate::origin::{OriginPolicy, Via};
 use crate::{dot, plugin_http, ws};
 
 /// API settings from the `api:` section.
@@ -25,7 +26,8 @@ pub struct ApiSettings {
     pub local_auth: bool,
     pub allow_paths: Option<Vec<String>>,
     pub base_path: String,
-    pub origin: String,
+    /// `api.origin` and `api.allowed_hosts`.
+    pub policy: Arc<OriginPolicy>,
     pub static_dir: Option<String>,
 }
 
@@ -52,7 +54,7 @@ impl ApiSettings {
                     .collect()
             }),
             base_path: base,
-            origin: s("origin"),
+            policy: Arc::new(OriginPolicy::from_config(v)),
             static_dir: v
                 .get("static_dir")
                 .and_then(|x| x.as_str())
@@ -62,25 +64,26 @@ impl ApiSettings {
     }
 }
 
-/// The client's address as go2rtc prints it; unix-socket clients are `@`.
+/// The client's address as go2rtc prints it (unix-socket clients are `@`),
+/// and the listener it came through.
 #[derive(Clone, Debug)]
-pub struct RemoteAddr(pub String);
+pub struct RemoteAddr(pub String, pub Via);
 
 impl<'a> Connected<IncomingStream<'a, tokio::net::TcpListener>> for RemoteAddr {
     fn connect_info(s: IncomingStream<'a, tokio::net::TcpListener>) -> Self {
-        RemoteAddr(s.remote_addr().to_string())
+        RemoteAddr(s.remote_addr().to_string(), Via::Tcp)
     }
 }
 
 impl<'a> Connected<IncomingStream<'a, crate::tls::TlsListener>> for RemoteAddr {
     fn connect_info(s: IncomingStream<'a, crate::tls::TlsListener>) -> Self {
-        RemoteAddr(s.remote_addr().to_string())
+        RemoteAddr(s.remote_addr().to_string(), Via::Tls)
     }
 }
 
 impl<'a> Connected<IncomingStream<'a, tokio::net::UnixListener>> for RemoteAddr {
     fn connect_info(_: IncomingStream<'a, tokio::net::UnixListener>) -> Self {
-        RemoteAddr("@".into())
+        RemoteAddr("@".into(), Via::Unix)
     }
 }
 
@@ -131,33 +134,60 @@ fn is_loopback(remote: &str) -> bool {
     remote == "@" || remote.starts_with("127.") || remote.starts_with("[::1]")
 }
 
-/// The single entry point: auth, CORS, base path, then dispatch.
+/// The single entry point: the browser checks (Host, Origin), base path,
+/// CORS, then dispatch (allow_paths, auth, routes).
 pub async fn handle(
     axum::extract::State(ctx): axum::extract::State<Ctx>,
     req: Request,
 ) -> Response {
-    let remote = req
+    let (remote, via) = req
         .extensions()
         .get::<ConnectInfo<RemoteAddr>>()
-        .map(|c| c.0 .0.clone())
-        .unwrap_or_else(|| "@".to_string());
+        .map(|c| (c.0 .0.clone(), c.0 .1))
+        .unwrap_or_else(|| ("@".to_string(), Via::Unix));
     let s = &ctx.settings;
-    let mut resp = dispatch(&ctx, &remote, req).await;
-    if s.origin == "*" {
-        let h = resp.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type"),
+    let policy = &s.policy;
+    let headers = req.headers();
+    if !policy.host_allowed(via, headers) {
+        let host = headers
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+        policy.log_once(format!(
+            "refused requests for host {host:?}: not a name of this server (DNS rebinding?); list it in api.allowed_hosts if it is one"
+        ));
+        return text(
+            StatusCode::FORBIDDEN,
+            "403 forbidden: the Host header does not name this server (see api.allowed_hosts)",
         );
     }
+    let full_path = req.uri().path();
+    let path = if s.base_path.is_empty() {
+        full_path.to_string()
+    } else {
+        match full_path.strip_prefix(&s.base_path) {
+            Some("") => "/".to_string(),
+            Some(p) if p.starts_with('/') => p.to_string(),
+            _ => return text(StatusCode::NOT_FOUND, "404 page not found"),
+        }
+    };
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned());
+    if policy.refuse(req.method(), &path, headers) {
+        policy.log_once(format!(
+            "refused a cross-origin {} {path} from {}",
+            req.method(),
+            origin.as_deref().unwrap_or("a cross-site page")
+        ));
+        return text(StatusCode::FORBIDDEN, "403 forbidden: cross-origin request");
+    }
+    let mut resp = if req.method() == Method::OPTIONS && policy.answers_preflight(origin.as_deref())
+    {
+        empty_ok()
+    } else {
+        dispatch(&ctx, &remote, &path, req).await
+    };
+    policy.cors(&path, origin.as_deref(), resp.headers_mut());
     resp
 }
 
@@ -187,23 +217,10 @@ fn authorized(s: &ApiSettings, remote: &str, headers: &HeaderMap) -> bool {
             == 0
 }
 
-async fn dispatch(ctx: &Ctx, remote: &str, req: Request) -> Response {
+async fn dispatch(ctx: &Ctx, remote: &str, path: &str, req: Request) -> Response {
     let s = &ctx.settings;
-    if s.origin == "*" && req.method() == Method::OPTIONS {
-        return empty_ok();
-    }
-    let full_path = req.uri().path().to_string();
-    let path = if s.base_path.is_empty() {
-        full_path.clone()
-    } else {
-        match full_path.strip_prefix(&s.base_path) {
-            Some("") => "/".to_string(),
-            Some(p) if p.starts_with('/') => p.to_string(),
-            _ => return text(StatusCode::NOT_FOUND, "404 page not found"),
-        }
-    };
     if let Some(allow) = &s.allow_paths {
-        if !allow.iter().any(|p| p == &path) {
+        if !allow.iter().any(|p| p == path) {
             // go2rtc never registers paths outside the list.
             return text(StatusCode::FORBIDDEN, "403 forbidden");
         }
@@ -219,7 +236,7 @@ async fn dispatch(ctx: &Ctx, remote: &str, req: Request) -> Response {
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().clone();
     let app = &ctx.app;
-    match path.as_str() {
+    match path {
         "/api" => api_info(ctx, req.headers()),
         "/api/streams" => match read_body(req, BODY_MAX).await {
             Ok(body) => streams(app, &method, &query, body).await,
@@ -232,10 +249,22 @@ async fn dispatch(ctx: &Ctx, remote: &str, req: Request) -> Response {
             .into_response(),
         "/api/schemes" => json_response(&json!(app.registry.schemes()), false),
         "/api/preload" => preload(app, &method, &query).await,
-        "/api/config" => match read_body(req, CONFIG_MAX).await {
-            Ok(body) => crate::config_api::handle(app, &method, body).await,
-            Err(resp) => resp,
-        },
+        "/api/config" => {
+            let type_ok = config_type_ok(&s.policy, req.headers());
+            // The body is read first so that the client hears the answer
+            // (closing on an unread body resets the connection).
+            let body = match read_body(req, CONFIG_MAX).await {
+                Ok(body) => body,
+                Err(resp) => return resp,
+            };
+            if matches!(method, Method::POST | Method::PATCH) && !type_ok {
+                return text(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "config: send the config with Content-Type: application/yaml (or application/json)",
+                );
+            }
+            crate::config_api::handle(app, &method, body).await
+        }
         "/api/log" => match method {
             Method::GET => (
                 [(header::CONTENT_TYPE, "application/jsonlines")],
@@ -258,9 +287,28 @@ async fn dispatch(ctx: &Ctx, remote: &str, req: Request) -> Response {
             plugin_http::dispatch(app, p, remote, &query, req).await
         }
         _ if method == Method::GET || method == Method::HEAD => {
-            crate::www::serve(s.static_dir.as_deref(), &path).await
+            crate::www::serve(s.static_dir.as_deref(), path).await
         }
         _ => text(StatusCode::NOT_FOUND, "404 page not found"),
+    }
+}
+
+/// A config write must carry a type no HTML form can send, so that a page
+/// cannot post one even where the browser sends no `Origin`. go2rtc's own
+/// editor posts `text/plain`; that is taken only with proof the request
+/// came from our own pages.
+fn config_type_ok(policy: &OriginPolicy, headers: &HeaderMap) -> bool {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match essence.as_str() {
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml"
+        | "application/json" => true,
+        "text/plain" => policy.same_origin(headers),
+        _ => false,
     }
 }
 

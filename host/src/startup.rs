@@ -168,6 +168,7 @@ fn known_sections(registry: &Registry) -> camrouter_config::Known {
                 "allow_paths",
                 "base_path",
                 "origin",
+                "allowed_hosts",
                 "static_dir",
                 "tls_listen",
                 "tls_cert",

@@ -83,7 +83,8 @@ def test_auth_allow_paths_and_config_api(server_factory):
     assert s.request("GET", "/api", headers=bad)[0] == 401
 
     before = s.config_path.read_text()
-    status, body, _ = s.request("POST", "/api/config", body=b"api: [unclosed", headers=auth)
+    yaml = {**auth, "Content-Type": "application/yaml"}
+    status, body, _ = s.request("POST", "/api/config", body=b"api: [unclosed", headers=yaml)
     assert status == 400, body
     assert s.config_path.read_text() == before, "invalid config must leave the file untouched"
     status, body, _ = s.request("GET", "/api/config", headers=auth)
@@ -167,7 +168,9 @@ def test_panicking_plugin_does_not_take_the_host_down(server_factory, panicky_pl
 
 def test_config_patch_and_dot(server_factory):
     s = server_factory("# keep me\napi:\n  listen: 127.0.0.1:{port}\nstreams:\n  a: exec:true\n").start()
-    status, body, _ = s.request("PATCH", "/api/config", body=b'{"streams": {"b": "exec:false"}}')
+    status, body, _ = s.request(
+        "PATCH", "/api/config", body=b'{"streams": {"b": "exec:false"}}', headers={"Content-Type": "application/json"}
+    )
     assert status == 200, body
     text = s.config_path.read_text()
     assert "# keep me" in text and "a: exec:true" in text and "b: exec:false" in text
@@ -175,6 +178,6 @@ def test_config_patch_and_dot(server_factory):
     assert status == 200 and headers["content-type"] == "text/vnd.graphviz"
     dot = body.decode()
     assert dot.startswith("digraph {") and '"stream_a"' in dot and "exec:true" in dot
-    status, _, _ = s.request("PATCH", "/api/config", body=b"streams: [")
+    status, _, _ = s.request("PATCH", "/api/config", body=b"streams: [", headers={"Content-Type": "application/yaml"})
     assert status == 400
     assert "b: exec:false" in s.config_path.read_text()

@@ -2,26 +2,35 @@
 fails if the attack works (issue 13: CSRF and DNS rebinding, config loss,
 unbounded connections)."""
 
+import asyncio
+import base64
+import http.server
+import json
 import socket
 import subprocess
 import threading
 import time
 
-from conftest import BIN
+import aiohttp
+import websockets
+
+from conftest import BIN, ROOT, free_port
 
 YAML = {"Content-Type": "application/yaml"}
 
 
-def raw_request(port, data, timeout=10):
+def raw_request(port, data, timeout=10, half_close=False):
     """Sends raw bytes to 127.0.0.1:port (from a thread, so a server that
-    answers before reading everything is heard), half-closes, returns what
-    came back ("" when the server reset the connection)."""
+    answers before reading everything is heard), returns what came back
+    ("" when the server reset the connection). With `half_close` the client
+    shuts its sending side after the data (a request cut off)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
 
         def send():
             try:
                 c.sendall(data)
-                c.shutdown(socket.SHUT_WR)
+                if half_close:
+                    c.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
 
@@ -57,6 +66,238 @@ def alias_bomb():
     lines.append("a1: &a1 [" + ", ".join(["*a0"] * 250) + "]")
     lines.append("a2: &a2 [" + ", ".join(["*a1"] * 256) + "]")
     return ("\n".join(lines) + "\n").encode()
+
+
+def browse(url):
+    """Opens `url` in headless Chromium; returns the page's window.result."""
+    r = subprocess.run(
+        ["node", str(ROOT / "tests/browser/visit.mjs"), url], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+class Site:
+    """A web site on another origin (its own port on 127.0.0.1)."""
+
+    def __init__(self, root):
+        handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **kw)  # noqa: E731
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        self.url = f"http://localhost:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# An exec: stream whose command leaves a mark, written as a text/plain form
+# posts it: "name=value", the "=" hidden in a YAML comment.
+def pwn_yaml(mark):
+    return f"api:\n  listen: 127.0.0.1:{{port}}\nstreams:\n  pwn: exec:touch {mark}\npreload:\n  pwn: video\n#"
+
+
+EVIL_PAGE = """<!doctype html><title>cats</title>
+<iframe name="sink"></iframe>
+<form id="f" method="POST" enctype="text/plain" target="sink" action="{api}/api/config">
+<input type="hidden" id="n" name="" value="">
+</form>
+<script>
+window.result = {{}};
+document.getElementById('n').name = {yaml};
+document.getElementById('f').submit();
+setTimeout(async () => {{
+  // The same with fetch (no preflight for a no-cors POST), then a restart.
+  await fetch('{api}/api/config', {{method: 'POST', mode: 'no-cors', body: {yaml}}}).catch(() => {{}});
+  await fetch('{api}/api/restart', {{method: 'POST', mode: 'no-cors'}}).catch(() => {{}});
+  // Reading the config: not readable cross-origin.
+  try {{ window.result.config = await (await fetch('{api}/api/config')).text(); }}
+  catch (e) {{ window.result.config = 'error'; }}
+  const ws = new WebSocket('{ws}/api/ws?src=cam');
+  window.result.ws = await new Promise((ok) => {{
+    ws.onopen = () => ok('open');
+    ws.onerror = () => ok('error');
+  }});
+  document.title = 'done';
+}}, 1500);
+</script>
+"""
+
+
+# --- 1. A web page must not drive the API -----------------------------------
+
+
+def test_csrf_from_a_foreign_page_in_a_browser(server_factory, tmp_path):
+    """A page on another origin posts a text/plain form (and fetches) to
+    /api/config, restarts the server and opens /api/ws: nothing works, with
+    auth configured and the loopback exemption on."""
+    mark = tmp_path / "PWNED"
+    s = server_factory(
+        "# keep me\napi:\n  listen: 127.0.0.1:{port}\n  username: admin\n  password: secret\n"
+        "streams:\n  cam: exec:true\n"
+    ).start()
+    before = s.config_path.read_bytes()
+    site_dir = tmp_path / "evil"
+    site_dir.mkdir()
+    yaml = pwn_yaml(mark).replace("{port}", str(s.port))
+    (site_dir / "index.html").write_text(
+        EVIL_PAGE.format(api=s.url, ws=s.url.replace("http", "ws"), yaml=json.dumps(yaml))
+    )
+    site = Site(site_dir)
+    try:
+        result = browse(site.url + "/index.html")
+    finally:
+        site.close()
+    assert s.config_path.read_bytes() == before, "the page rewrote the config"
+    assert result["ws"] == "error", result
+    assert result["config"] == "error", result
+    # The page went on for a while after asking for the restart (100 ms delay).
+    assert "restart requested" not in s.output()
+    assert not mark.exists()
+    out = s.output()
+    assert "refused a cross-origin POST /api/config from http://localhost:" in out
+    assert out.count("refused a cross-origin POST /api/config") == 1, "logged once"
+
+
+def test_go2rtc_editor_and_ws_from_our_own_page(server_factory, tmp_path):
+    """go2rtc's config editor posts text/plain from the server's own origin:
+    that keeps working, as does /api/ws from our own page."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "editor.html").write_text("""<!doctype html><title>editor</title><script>
+window.result = {};
+(async () => {
+  const text = await (await fetch('api/config', {cache: 'no-cache'})).text();
+  const r = await fetch('api/config', {method: 'POST', body: text + '# edited\\n'});
+  window.result.post = r.status;
+  const ws = new WebSocket(location.href.replace('http', 'ws').replace('editor.html', 'api/ws?src=cam'));
+  window.result.ws = await new Promise((ok) => { ws.onopen = () => ok('open'); ws.onerror = () => ok('error'); });
+  document.title = 'done';
+})();
+</script>""")
+    s = server_factory(
+        f"api:\n  listen: 127.0.0.1:{{port}}\n  static_dir: {www}\nstreams:\n  cam: exec:true\n"
+    ).start()
+    result = browse(s.url + "/editor.html")
+    assert result == {"post": 200, "ws": "open"}, result
+    assert s.config_path.read_text().endswith("# edited\n")
+
+
+def test_foreign_origin_refused_on_writes_and_ws_whatever_the_auth(server_factory):
+    s = server_factory(
+        "api:\n  listen: 127.0.0.1:{port}\n  username: admin\n  password: secret\nstreams:\n  cam: exec:true\n"
+    ).start()
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:secret").decode()}
+    evil = {"Origin": "http://evil.example"}
+    for headers in (evil, {**evil, **auth}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        status, body, _ = s.request("PUT", "/api/streams?src=rtsp://10.0.0.1/x&name=added", headers=headers)
+        assert status == 403, (headers, status, body)
+        status, _, _ = s.request("DELETE", "/api/streams?src=cam", headers=headers)
+        assert status == 403
+    assert set(s.get_json("/api/streams")) == {"cam"}
+    # The same from the server's own origin, and from a client that is no browser.
+    own = {"Origin": s.url}
+    assert s.request("PUT", "/api/streams?src=rtsp://10.0.0.1/x&name=added", headers=own)[0] == 200
+    assert s.request("PUT", "/api/streams?src=rtsp://10.0.0.1/y&name=other")[0] == 200
+    assert set(s.get_json("/api/streams")) == {"cam", "added", "other"}
+
+    async def ws(origin, headers=None):
+        try:
+            async with websockets.connect(
+                s.url.replace("http", "ws") + "/api/ws?src=cam", origin=origin, additional_headers=headers
+            ):
+                return 101
+        except websockets.exceptions.InvalidStatus as e:
+            return e.response.status_code
+
+    assert asyncio.run(ws("http://evil.example")) == 403
+    assert asyncio.run(ws("http://evil.example", auth)) == 403
+    assert asyncio.run(ws(s.url)) == 101
+    assert asyncio.run(ws(None)) == 101
+
+
+def test_config_writes_need_a_type_no_form_can_send(server_factory):
+    s = server_factory("# keep me\napi:\n  listen: 127.0.0.1:{port}\n").start()
+    before = s.config_path.read_bytes()
+    new = f"api:\n  listen: 127.0.0.1:{s.port}\nstreams:\n  x: exec:true\n".encode()
+    # What forms send, and no type at all; no Origin (a browser that sends none).
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        headers = {"Content-Type": ctype} if ctype else {}
+        req = f"POST /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(new)}\r\n"
+        req += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "Connection: close\r\n\r\n"
+        answer = raw_request(s.port, req.encode() + new)
+        assert status_of(answer) == 415, (ctype, answer)
+        assert b"Content-Type: application/yaml" in answer
+    assert s.config_path.read_bytes() == before
+    for ctype in ("application/yaml", "application/json; charset=utf-8", "text/yaml"):
+        body = new if "json" not in ctype else json.dumps({"streams": {"y": "exec:true"}}).encode()
+        status, resp, _ = s.request("POST", "/api/config", body=body, headers={"Content-Type": ctype})
+        assert status == 200, (ctype, resp)
+    # go2rtc's editor: text/plain, from our own origin.
+    status, _, _ = s.request(
+        "POST", "/api/config", body=new, headers={"Content-Type": "text/plain;charset=UTF-8", "Origin": s.url}
+    )
+    assert status == 200
+
+
+def test_dns_rebinding_host_is_refused(server_factory, tmp_path):
+    sock = tmp_path / "api.sock"
+    s = server_factory(
+        f"api:\n  listen: 127.0.0.1:{{port}}\n  unix_listen: {sock}\n  allowed_hosts: [cams.example.com]\n"
+        "streams:\n  cam: rtsp://admin:secret@10.0.0.1/x\n"
+    ).start()
+
+    def get(path, host):
+        answer = raw_request(s.port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        return status_of(answer), answer
+
+    # A page on rebind.evil.example whose name now resolves to 127.0.0.1.
+    for path in ("/api/config", "/api/streams", "/api", "/"):
+        status, answer = get(path, f"rebind.evil.example:{s.port}")
+        assert status == 403, (path, answer)
+        assert b"secret" not in answer
+    for host in (f"127.0.0.1:{s.port}", f"localhost:{s.port}", f"[::1]:{s.port}", "cams.example.com", socket.gethostname()):
+        assert get("/api", host)[0] == 200, host
+    assert s.output().count("refused requests for host") == 1
+
+    async def over_unix():
+        conn = aiohttp.UnixConnector(path=str(sock))
+        async with aiohttp.ClientSession(connector=conn) as session:
+            async with session.get("http://anything.example/api/streams") as r:
+                return r.status
+
+    # No browser reaches a unix socket: any Host name is fine there.
+    assert asyncio.run(over_unix()) == 200
+
+
+def test_any_origin_keeps_config_unreadable_and_admin_paths_closed(server_factory):
+    s = server_factory('api:\n  listen: 127.0.0.1:{port}\n  origin: "*"\nstreams:\n  cam: exec:true\n').start()
+    evil = {"Origin": "http://evil.example"}
+    status, _, headers = s.request("GET", "/api/config", headers=evil)
+    assert "access-control-allow-origin" not in headers
+    status, _, headers = s.request("GET", "/api/streams", headers=evil)
+    assert status == 200 and headers["access-control-allow-origin"] == "*"
+    # go2rtc's meaning of "*": other sites may use the media API...
+    assert s.request("PUT", "/api/streams?src=rtsp://10.0.0.1/x&name=added", headers=evil)[0] == 200
+    # ... but never rewrite the config or restart the server.
+    status, _, _ = s.request(
+        "POST", "/api/config", body=b"streams: {}\n", headers={**evil, "Content-Type": "application/yaml"}
+    )
+    assert status == 403
+    assert s.request("POST", "/api/restart", headers=evil)[0] == 403
+    assert s.request("OPTIONS", "/api/streams", headers=evil)[2]["access-control-allow-origin"] == "*"
+
+
+def test_listed_origin_is_trusted(server_factory):
+    s = server_factory('api:\n  listen: 127.0.0.1:{port}\n  origin: ["https://ha.example.com"]\n').start()
+    ha = {"Origin": "https://ha.example.com", "Content-Type": "application/yaml"}
+    body = f"api:\n  listen: 127.0.0.1:{s.port}\n  origin: [https://ha.example.com]\n".encode()
+    status, _, headers = s.request("POST", "/api/config", body=body, headers=ha)
+    assert status == 200
+    assert headers["access-control-allow-origin"] == "https://ha.example.com"
+    assert headers["access-control-allow-credentials"] == "true"
+    status, _, headers = s.request("GET", "/api/streams", headers={"Origin": "https://other.example.com"})
+    assert "access-control-allow-origin" not in headers
 
 
 # --- 3. Config writes never lose the config ---------------------------------
@@ -97,15 +338,16 @@ def test_cut_off_or_empty_config_body_is_400_and_file_unchanged(server_factory):
         b"POST /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/yaml\r\n"
         b"Content-Length: 600\r\n\r\n"
     )
-    answer = raw_request(s.port, head + new[:100])
-    assert status_of(answer) == 400, answer[:200]
+    answer = raw_request(s.port, head + new[:100], half_close=True)
+    # The server may also just close: what matters is the file.
+    assert status_of(answer) in (400, None), answer[:200]
     # A chunked body that stops mid-chunk.
     head = (
         b"POST /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/yaml\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n"
     )
-    answer = raw_request(s.port, head + b"258\r\n" + new[:100])
-    assert status_of(answer) == 400, answer[:200]
+    answer = raw_request(s.port, head + b"258\r\n" + new[:100], half_close=True)
+    assert status_of(answer) in (400, None), answer[:200]
     for empty in (b"", b"\n\n", b"# only a comment\n"):
         status, body, _ = s.request("POST", "/api/config", body=empty, headers=YAML)
         assert status == 400 and b"empty document" in body, (empty, status, body)
