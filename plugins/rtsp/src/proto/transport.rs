@@ -119,28 +119,29 @@ impl Transport {
         self.mode.as_deref() == Some("RECORD")
     }
 
-    /// Parses one transport spec.
+    /// Parses one transport spec. Control characters anywhere in it are refused (RFC 2326
+    /// §15: tokens and quoted strings exclude CTLs), so what [`Display`](fmt::Display)
+    /// writes parses back to the same value.
     pub fn parse(spec: &str) -> Result<Transport, HeaderError> {
+        if spec.contains(|c: char| c.is_control() && c != '\t') {
+            return Err(HeaderError::BadProtocol(clip(spec)));
+        }
         let mut parts = spec.split(';');
         let proto = parts.next().unwrap_or_default().trim();
         if proto.is_empty() {
             return Err(HeaderError::Empty("Transport"));
         }
         let upper = proto.to_ascii_uppercase();
-        let mut it = upper.split('/');
-        let (Some(p), Some(prof)) = (it.next(), it.next()) else {
+        let (profile, lower) = match upper.rsplit_once('/') {
+            Some((p, "UDP")) => (p, LowerTransport::Udp),
+            Some((p, "TCP")) => (p, LowerTransport::Tcp),
+            _ => (upper.as_str(), LowerTransport::Udp),
+        };
+        let Some(profile) = PROFILES.iter().find(|p| **p == profile) else {
             return Err(HeaderError::BadProtocol(clip(proto)));
         };
-        let lower = match it.next() {
-            None | Some("UDP") => LowerTransport::Udp,
-            Some("TCP") => LowerTransport::Tcp,
-            Some(_) => return Err(HeaderError::BadProtocol(clip(proto))),
-        };
-        if it.next().is_some() || p.is_empty() || prof.is_empty() {
-            return Err(HeaderError::BadProtocol(clip(proto)));
-        }
         let mut t = Transport::new(lower);
-        t.profile = format!("{p}/{prof}");
+        t.profile = profile.to_string();
         t.delivery = None;
         for part in parts {
             let part = part.trim();
@@ -151,6 +152,12 @@ impl Transport {
                 Some((n, v)) => (n.trim(), Some(v.trim())),
                 None => (part, None),
             };
+            if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '"') {
+                return Err(HeaderError::BadParam {
+                    param: "name",
+                    value: clip(part),
+                });
+            }
             let lname = name.to_ascii_lowercase();
             match (lname.as_str(), value) {
                 ("unicast", None) => t.delivery = Some(Delivery::Unicast),
@@ -182,6 +189,11 @@ impl Transport {
         Ok(t)
     }
 }
+
+/// The transport profiles we know (RFC 3550 AVP, RFC 3711 SAVP, RFC 4585 AVPF, RFC 5124
+/// SAVPF), each with an optional `/UDP` or `/TCP` lower transport. Anything else is not
+/// a transport we could carry, and an unknown token would not round-trip.
+const PROFILES: &[&str] = &["RTP/AVP", "RTP/SAVP", "RTP/AVPF", "RTP/SAVPF"];
 
 /// `a-b` or `a` (surrounding spaces tolerated).
 fn parse_pair<T: std::str::FromStr>(v: &str) -> Option<(T, Option<T>)> {
@@ -612,6 +624,46 @@ mod tests {
         assert!(parse_transports("").is_err());
         assert!(parse_transports("RTP/AVP/TCP;interleaved=300-301").is_err());
         assert!(parse_transports("RTP/AVP/SCTP").is_err());
+    }
+
+    #[test]
+    fn control_characters_and_unknown_profiles_are_refused() {
+        // The transport_header fuzz target's minimized crash (issue #13): the form feed
+        // stayed in the profile, and writing and re-parsing gave another value.
+        let crash = "RTP/AV\x0c/UDP;un01;s+H010;ssrc=37,3";
+        assert!(Transport::parse(crash).is_err());
+        assert!(parse_transports(crash).is_err());
+        let fixture =
+            include_bytes!("../../fuzz/corpus/transport_header/seed-crash-ctl-in-profile");
+        assert!(parse_transports(&String::from_utf8_lossy(fixture)).is_err());
+        for bad in [
+            "RTP/AVP;unicast;client_port=5000-5001\x01",
+            "RTP/AVP;x\x7f=1",
+            "RTP/AVP;\x00",
+            "RTP/AVP;a b=1",
+            "RTP/AVP;=1",
+            "RTP/FOO",
+            "RAW/RAW/UDP",
+            "RTP",
+            "RTP/AVP/TCP/X",
+        ] {
+            assert!(Transport::parse(bad).is_err(), "{bad:?}");
+        }
+        for (good, profile, lower) in [
+            ("rtp/avp", "RTP/AVP", LowerTransport::Udp),
+            ("RTP/AVP/UDP;unicast", "RTP/AVP", LowerTransport::Udp),
+            ("RTP/SAVP;unicast", "RTP/SAVP", LowerTransport::Udp),
+            (
+                "RTP/AVPF/TCP;interleaved=0-1",
+                "RTP/AVPF",
+                LowerTransport::Tcp,
+            ),
+            ("RTP/SAVPF/TCP", "RTP/SAVPF", LowerTransport::Tcp),
+        ] {
+            let t = Transport::parse(good).unwrap();
+            assert_eq!((t.profile.as_str(), t.lower), (profile, lower), "{good}");
+            assert_eq!(Transport::parse(&t.to_string()).unwrap(), t);
+        }
     }
 
     #[test]
