@@ -201,6 +201,7 @@ impl Conn {
             .verify(
                 req.headers.get("Authorization"),
                 req.method.as_str(),
+                &req.uri,
                 self.nonce.as_deref(),
             )
             .is_ok();

@@ -430,7 +430,7 @@ mod tests {
         let server = ServerAuth::new("cam", Credentials::new("admin", "s3cret"));
         let mut a = UpgradeAuth::new(creds("admin", "s3cret"), "0a1b2c3d");
         let basic = a.first().unwrap();
-        assert_eq!(server.verify(Some(&basic), "GET", None), Ok(()));
+        assert_eq!(server.verify(Some(&basic), "GET", "/ws?ch=1", None), Ok(()));
 
         let challenge = server.digest_challenge("n0nce");
         let digest = a.on_unauthorized([challenge.as_str()], "/ws?ch=1").unwrap();
@@ -438,7 +438,10 @@ mod tests {
             digest.starts_with("Digest ") && digest.contains("uri=\"/ws?ch=1\""),
             "{digest}"
         );
-        assert_eq!(server.verify(Some(&digest), "GET", Some("n0nce")), Ok(()));
+        assert_eq!(
+            server.verify(Some(&digest), "GET", "/ws?ch=1", Some("n0nce")),
+            Ok(())
+        );
 
         // A second 401 means the password is wrong: no loop.
         assert_eq!(
@@ -465,7 +468,10 @@ mod tests {
             digest.contains("qop=auth") && digest.contains("nc=00000001"),
             "{digest}"
         );
-        assert_eq!(server.verify(Some(&digest), "GET", Some("abc")), Ok(()));
+        assert_eq!(
+            server.verify(Some(&digest), "GET", "/", Some("abc")),
+            Ok(())
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Challenge parsing must not panic, and our own answer to any supported Digest challenge
-//! must verify on our server side.
+//! must verify on our server side, for the URI it was computed for only.
 #![no_main]
 use camrouter_rtsp::proto::auth::{
     parse_challenges, select_challenge, Challenge, ClientAuth, Credentials, ServerAuth,
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
             if clean(&d.realm) && clean(&d.nonce) {
                 let server = ServerAuth::new(d.realm.clone(), creds.clone());
                 assert_eq!(
-                    server.verify(Some(&h), "PLAY", Some(&d.nonce)),
+                    server.verify(Some(&h), "PLAY", uri, Some(&d.nonce)),
                     Ok(()),
                     "{h}"
                 );
@@ -27,6 +27,17 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // Arbitrary Authorization values against the server.
-    let server = ServerAuth::new("realm", creds);
-    let _ = server.verify(Some(&s), "PLAY", Some("nonce"));
+    let server = ServerAuth::new("realm", creds.clone());
+    let _ = server.verify(Some(&s), "PLAY", uri, Some("nonce"));
+    // Our own answer for one URI never authorizes another.
+    if let Some(c) = select_challenge(s.split('\n')) {
+        if let Challenge::Digest(d) = &c {
+            let mut a = ClientAuth::new(creds.clone(), c.clone(), "cn").expect("supported");
+            let h = a.authorization("PLAY", "rtsp://h/a");
+            let server = ServerAuth::new(d.realm.clone(), creds.clone());
+            assert!(server
+                .verify(Some(&h), "PLAY", "rtsp://h/b", Some(&d.nonce))
+                .is_err());
+        }
+    }
 });

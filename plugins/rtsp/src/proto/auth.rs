@@ -51,6 +51,8 @@ pub enum AuthError {
     StaleNonce,
     #[error("wrong credentials")]
     Rejected,
+    #[error("Digest uri does not name the request URI")]
+    UriMismatch,
 }
 
 /// A Digest hash algorithm.
@@ -479,6 +481,25 @@ impl ClientAuth {
     }
 }
 
+/// Whether a Digest `uri` names the same resource as the request URI. Clients (ffmpeg,
+/// VLC/live555, GStreamer) put the URI they requested there, but an absolute URI and its
+/// path, another spelling of the host (`localhost` vs `127.0.0.1`) and a trailing slash
+/// are all the same resource to us; the path and the query must match exactly.
+fn same_resource(digest_uri: &str, request_uri: &str) -> bool {
+    fn resource(uri: &str) -> (&str, &str) {
+        let rest = match uri.find("://") {
+            Some(i) => {
+                let after = &uri[i + 3..];
+                &after[after.find(['/', '?']).unwrap_or(after.len())..]
+            }
+            None => uri,
+        };
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        (path.trim_end_matches('/'), query)
+    }
+    resource(digest_uri) == resource(request_uri)
+}
+
 /// Constant-time equality (the length is not secret).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -537,12 +558,16 @@ impl ServerAuth {
         v
     }
 
-    /// Verifies an `Authorization` value for a request with `method`. `nonce` is the one
-    /// issued on this connection (Digest is refused without one).
+    /// Verifies an `Authorization` value for a request with `method` on `request_uri` (the
+    /// request line's URI as received). `nonce` is the one issued on this connection (Digest
+    /// is refused without one). A Digest answer must name the request's own URI in `uri`
+    /// (RFC 2617 §3.2.2.5, RFC 7616 §3.4.6): otherwise one computed for `/a` would
+    /// authorize `/b` on the same connection.
     pub fn verify(
         &self,
         authorization: Option<&str>,
         method: &str,
+        request_uri: &str,
         nonce: Option<&str>,
     ) -> Result<(), AuthError> {
         let value = authorization.ok_or(AuthError::Missing)?.trim();
@@ -585,6 +610,9 @@ impl ServerAuth {
             None => Algorithm::Md5,
             Some(a) => Algorithm::parse(a).ok_or(AuthError::Malformed("algorithm"))?,
         };
+        if !same_resource(uri, request_uri) {
+            return Err(AuthError::UriMismatch);
+        }
         let expected_nonce = nonce.ok_or(AuthError::StaleNonce)?;
         if !ct_eq(got_nonce.as_bytes(), expected_nonce.as_bytes()) {
             return Err(AuthError::StaleNonce);
@@ -744,14 +772,17 @@ mod tests {
             ClientAuth::from_www_authenticate(creds.clone(), ch.iter().map(String::as_str), "c1")
                 .unwrap();
         let h = client.authorization("DESCRIBE", "rtsp://h/s");
-        assert_eq!(server.verify(Some(&h), "DESCRIBE", Some(nonce)), Ok(()));
+        assert_eq!(
+            server.verify(Some(&h), "DESCRIBE", "rtsp://h/s", Some(nonce)),
+            Ok(())
+        );
         // Wrong method (response mismatch), wrong nonce, wrong password.
         assert_eq!(
-            server.verify(Some(&h), "PLAY", Some(nonce)),
+            server.verify(Some(&h), "PLAY", "rtsp://h/s", Some(nonce)),
             Err(AuthError::Rejected)
         );
         assert_eq!(
-            server.verify(Some(&h), "DESCRIBE", Some("other")),
+            server.verify(Some(&h), "DESCRIBE", "rtsp://h/s", Some("other")),
             Err(AuthError::StaleNonce)
         );
         let mut bad = ClientAuth::from_www_authenticate(
@@ -762,36 +793,110 @@ mod tests {
         .unwrap();
         let hb = bad.authorization("DESCRIBE", "rtsp://h/s");
         assert_eq!(
-            server.verify(Some(&hb), "DESCRIBE", Some(nonce)),
+            server.verify(Some(&hb), "DESCRIBE", "rtsp://h/s", Some(nonce)),
             Err(AuthError::Rejected)
         );
         // qop=auth digests from other clients verify too.
         let qop = ServerAuth::new("testrealm@host.com", mufasa("Circle Of Life"));
         let h = r#"Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629FAE49393A05397450978507C4EF1""#;
         assert_eq!(
-            qop.verify(Some(h), "GET", Some("dcd98b7102dd2f0e8b11d0f600bfb0c093")),
+            qop.verify(
+                Some(h),
+                "GET",
+                "/dir/index.html",
+                Some("dcd98b7102dd2f0e8b11d0f600bfb0c093")
+            ),
             Ok(())
         );
         // Basic.
         let basic = basic_authorization(&creds);
-        assert_eq!(server.verify(Some(&basic), "PLAY", None), Ok(()));
+        assert_eq!(
+            server.verify(Some(&basic), "PLAY", "rtsp://h/s", None),
+            Ok(())
+        );
         assert_eq!(
             server.verify(
                 Some(&basic_authorization(&Credentials::new("admin", "no"))),
                 "PLAY",
+                "rtsp://h/s",
                 None
             ),
             Err(AuthError::Rejected)
         );
         let mut no_basic = server.clone();
         no_basic.allow_basic = false;
-        assert!(no_basic.verify(Some(&basic), "PLAY", None).is_err());
-        assert_eq!(server.verify(None, "PLAY", None), Err(AuthError::Missing));
-        assert!(server
-            .verify(Some("Digest username=\"admin\""), "PLAY", Some(nonce))
+        assert!(no_basic
+            .verify(Some(&basic), "PLAY", "rtsp://h/s", None)
             .is_err());
-        assert!(server.verify(Some("Basic !!!"), "PLAY", None).is_err());
-        assert!(server.verify(Some("Bearer x"), "PLAY", None).is_err());
+        assert_eq!(
+            server.verify(None, "PLAY", "rtsp://h/s", None),
+            Err(AuthError::Missing)
+        );
+        assert!(server
+            .verify(
+                Some("Digest username=\"admin\""),
+                "PLAY",
+                "rtsp://h/s",
+                Some(nonce)
+            )
+            .is_err());
+        assert!(server
+            .verify(Some("Basic !!!"), "PLAY", "rtsp://h/s", None)
+            .is_err());
+        assert!(server
+            .verify(Some("Bearer x"), "PLAY", "rtsp://h/s", None)
+            .is_err());
+    }
+
+    #[test]
+    fn digest_is_bound_to_the_request_uri() {
+        let creds = Credentials::new("admin", "secret");
+        let server = ServerAuth::new("camrouter", creds.clone());
+        let nonce = "00112233445566778899aabbccddeeff";
+        let mut client = ClientAuth::from_www_authenticate(
+            creds,
+            server.challenges(Some(nonce)).iter().map(String::as_str),
+            "",
+        )
+        .unwrap();
+        let h = client.authorization("DESCRIBE", "rtsp://127.0.0.1:8554/a");
+        let ok = |uri: &str| server.verify(Some(&h), "DESCRIBE", uri, Some(nonce));
+        // The attack: the answer for /a replayed for /b on the same connection.
+        assert_eq!(ok("rtsp://127.0.0.1:8554/b"), Err(AuthError::UriMismatch));
+        assert_eq!(ok("rtsp://127.0.0.1:8554/a/b"), Err(AuthError::UriMismatch));
+        assert_eq!(
+            ok("rtsp://127.0.0.1:8554/a?audio"),
+            Err(AuthError::UriMismatch)
+        );
+        assert_eq!(ok("rtsp://127.0.0.1:8554/"), Err(AuthError::UriMismatch));
+        assert_eq!(ok("*"), Err(AuthError::UriMismatch));
+        // Spellings of the same resource that clients use.
+        assert_eq!(ok("rtsp://127.0.0.1:8554/a"), Ok(()));
+        assert_eq!(ok("rtsp://127.0.0.1:8554/a/"), Ok(()));
+        assert_eq!(ok("rtsp://localhost:8554/a"), Ok(()));
+        assert_eq!(ok("/a"), Ok(()));
+        // SETUP on a control URL: the client answers for that URL.
+        let h = client.authorization("SETUP", "rtsp://127.0.0.1:8554/a?video/trackID=0");
+        assert_eq!(
+            server.verify(
+                Some(&h),
+                "SETUP",
+                "rtsp://127.0.0.1:8554/a?video/trackID=0",
+                Some(nonce)
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            server.verify(
+                Some(&h),
+                "SETUP",
+                "rtsp://127.0.0.1:8554/b?video/trackID=0",
+                Some(nonce)
+            ),
+            Err(AuthError::UriMismatch)
+        );
+        assert!(same_resource("rtsp://h:1?x", "/?x"));
+        assert!(!same_resource("rtsp://h/a%20b", "rtsp://h/a b"));
     }
 
     #[test]
