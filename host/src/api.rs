@@ -185,10 +185,39 @@ pub async fn handle(
     {
         empty_ok()
     } else {
-        dispatch(&ctx, &remote, &path, req).await
+        mask_error(dispatch(&ctx, &remote, &path, req).await).await
     };
     policy.cors(&path, origin.as_deref(), resp.headers_mut());
     resp
+}
+
+/// Every error answer, the host's and the plugins' routes', passes here: a
+/// probe's or a play's error carries ffmpeg's stderr, with the camera's
+/// `user:password@` in it. Only complete bodies are error bodies worth
+/// reading; a streamed one is left as it is.
+async fn mask_error(resp: Response) -> Response {
+    use http_body::Body as _;
+    const MAX: u64 = 1 << 20;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || resp.body().size_hint().exact().is_none_or(|n| n > MAX)
+    {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX as usize).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    // Binary bodies are not text that could quote a URL.
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    let masked = camrouter_plugin_api::secret::mask(text);
+    if masked == text {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(masked))
 }
 
 fn authorized(s: &ApiSettings, remote: &str, headers: &HeaderMap) -> bool {

@@ -157,7 +157,10 @@ impl Logger {
         level >= min
     }
 
+    /// Every log line, the host's and the plugins', passes here: credentials
+    /// are masked once, for the console and `/api/log` alike.
     pub fn log(&self, level: LogLevel, target: &str, message: &str) {
+        let message = camrouter_plugin_api::secret::mask(message);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -299,6 +302,25 @@ mod tests {
         assert!(l.enabled(LogLevel::Debug, "camrouter_exec::x"));
         assert!(!l.enabled(LogLevel::Info, "api"));
         assert!(l.enabled(LogLevel::Warn, "api"));
+    }
+
+    #[test]
+    fn credentials_never_reach_the_ring() {
+        let l = Logger::new(Settings {
+            output: Output::None,
+            ..Default::default()
+        });
+        l.log(
+            LogLevel::Trace,
+            "camrouter_exec::source",
+            "exec: started cmd=ffmpeg -i rtsp://admin:hunter2@cam/s?password=hunter3",
+        );
+        let text = l.ring_text();
+        assert!(!text.contains("hunter"), "{text}");
+        assert!(
+            text.contains("rtsp://admin:***@cam/s?password=***"),
+            "{text}"
+        );
     }
 
     #[test]

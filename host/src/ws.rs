@@ -25,7 +25,12 @@ struct HostWsSender(mpsc::Sender<Message>);
 
 impl WsSender for HostWsSender {
     fn send_text(&self, text: RString) -> SendStatus {
-        status(self.0.try_send(Message::Text(text.into_string().into())))
+        let mut text = text.into_string();
+        if is_error(&text) {
+            // A plugin's error may quote a source URL or ffmpeg's stderr.
+            text = camrouter_plugin_api::secret::mask(&text);
+        }
+        status(self.0.try_send(Message::Text(text.into())))
     }
     fn send_binary(&self, data: RVec<u8>) -> SendStatus {
         status(self.0.try_send(Message::Binary(data.into_vec().into())))
@@ -85,9 +90,16 @@ async fn run(app: Arc<App>, mut socket: WebSocket, query: String) {
     }
 }
 
+/// `{"type":"error",…}`, without parsing every message.
+fn is_error(text: &str) -> bool {
+    text.contains("\"error\"")
+        && serde_json::from_str::<serde_json::Value>(text)
+            .is_ok_and(|v| v.get("type").and_then(|t| t.as_str()) == Some("error"))
+}
+
 fn error_msg(text: &str) -> Message {
     Message::Text(
-        serde_json::json!({"type": "error", "value": text})
+        serde_json::json!({"type": "error", "value": camrouter_plugin_api::secret::mask(text)})
             .to_string()
             .into(),
     )

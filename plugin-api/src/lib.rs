@@ -12,6 +12,7 @@ pub mod log;
 pub mod media;
 pub mod queue;
 pub mod sdk;
+pub mod secret;
 pub mod url;
 
 pub use abi::{Codec, Direction, Media, MediaKind, Packet, FLAG_DISCONTINUITY, FLAG_KEYFRAME};

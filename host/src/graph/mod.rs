@@ -1365,45 +1365,10 @@ fn is_lasting_failure(reason: &str) -> bool {
     .any(|k| r.contains(k))
 }
 
-/// Masks secrets in URLs for logs and API answers: the password of every
-/// `user:pass@` (a source may nest URLs, as `#transport=ws://user:pass@…`
-/// does) and values of query keys that look like secrets.
+/// Masks secrets in URLs for logs and API answers (see
+/// [`camrouter_plugin_api::secret::mask`]).
 pub fn mask(url: &str) -> String {
-    let mut out = url.to_string();
-    let mut from = 0;
-    while let Some(i) = out[from..].find("://") {
-        let auth_start = from + i + 3;
-        from = auth_start;
-        let rest = &out[auth_start..];
-        let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..auth_end].rfind('@') {
-            if let Some(colon) = rest[..at].find(':') {
-                let start = auth_start + colon + 1;
-                out.replace_range(start..auth_start + at, "***");
-                from = start + 3;
-            }
-        }
-    }
-    for key in ["password=", "pass=", "pwd=", "token=", "secret=", "key="] {
-        let mut from = 0;
-        while let Some(pos) = out[from..].find(key) {
-            let start = from + pos;
-            let boundary =
-                start == 0 || matches!(out.as_bytes()[start - 1], b'?' | b'&' | b'#' | b' ');
-            let vstart = start + key.len();
-            let vend = out[vstart..]
-                .find(['&', '#', ' '])
-                .map(|i| vstart + i)
-                .unwrap_or(out.len());
-            if boundary && vend > vstart {
-                out.replace_range(vstart..vend, "***");
-                from = vstart + 3;
-            } else {
-                from = vstart;
-            }
-        }
-    }
-    out
+    camrouter_plugin_api::secret::mask(url)
 }
 
 #[cfg(test)]
