@@ -421,20 +421,29 @@ fn api_info(ctx: &Ctx, headers: &HeaderMap) -> Response {
 /// go2rtc refuses these through the API: they run commands on the server.
 const INSECURE_SCHEMES: &[&str] = &["exec", "echo", "expr"];
 
+/// A source from the API is untrusted (a web page or any client chose it):
+/// the host refuses the schemes that run commands, and the plugin that opens
+/// the scheme refuses what it would turn into arguments or local file access
+/// (`PluginObject::check_untrusted_source`).
 fn validate_source(app: &App, src: &str) -> Result<(), String> {
     let scheme = crate::loader::scheme_of(src);
     // A plain stream name or an unknown scheme.
-    let known = scheme.is_some_and(|s| app.registry.schemes().iter().any(|k| k == s));
-    if !known {
+    let Some(plugin) = app.registry.plugin_for(src) else {
         return Err("streams: source not supported".into());
-    }
+    };
     if scheme.is_some_and(|s| INSECURE_SCHEMES.contains(&s)) {
         return Err("streams: source from insecure producer".into());
     }
     if src.chars().any(char::is_whitespace) {
         return Err("streams: source with spaces may be insecure".into());
     }
-    Ok(())
+    match plugin
+        .object
+        .check_untrusted_source(abi_stable::std_types::RStr::from_str(src))
+    {
+        abi_stable::std_types::RResult::ROk(()) => Ok(()),
+        abi_stable::std_types::RResult::RErr(e) => Err(format!("streams: {e}")),
+    }
 }
 
 async fn streams(app: &Arc<App>, method: &Method, query: &str, _body: Bytes) -> Response {

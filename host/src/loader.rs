@@ -179,6 +179,12 @@ impl Registry {
             .map(|(_, i)| *i)
     }
 
+    /// The plugin that opens `url`, by its scheme.
+    pub fn plugin_for(&self, url: &str) -> Option<&LoadedPlugin> {
+        let idx = self.schemes.get(scheme_of(url)?)?;
+        self.plugins.get(*idx)
+    }
+
     pub fn all(&self) -> impl Iterator<Item = &LoadedPlugin> {
         self.plugins.iter()
     }

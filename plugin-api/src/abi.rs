@@ -268,6 +268,15 @@ pub trait PluginObject: Send + Sync {
     /// Config keys of this module's section, for unknown-key warnings.
     fn config_keys(&self) -> RVec<RString>;
     fn shutdown(&self);
+    /// Whether `url` (one of this plugin's schemes) may be used although it
+    /// came from outside the config file: the HTTP API or `/api/ws`, where a
+    /// client or a web page chooses it. The host calls this for every such
+    /// source before it stores or opens it, and refuses the source with the
+    /// error as a 400 otherwise. A plugin that turns a URL into a command line
+    /// must refuse what lets the client choose arguments, read or write local
+    /// files outside the directories its config allows, or load code. Sources
+    /// from the config file are never checked. Must not block or start anything.
+    fn check_untrusted_source(&self, url: RStr<'_>) -> RResult<(), RString>;
 }
 
 pub type HostBox = HostApi_TO<'static, RArc<()>>;

@@ -292,6 +292,12 @@ pub trait Plugin: Send + Sync + Sized + 'static {
         Vec::new()
     }
     fn shutdown(&self) {}
+    /// See [`abi::PluginObject::check_untrusted_source`]. The default accepts
+    /// every URL: right for a plugin whose URLs name a network peer and never
+    /// become a command line or a local path.
+    fn check_untrusted_source(&self, _url: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 fn strings(v: Vec<String>) -> RVec<RString> {
@@ -345,6 +351,15 @@ impl<P: Plugin> abi::PluginObject for GuardedPlugin<P> {
             strings(self.inner.config_keys())
         })
         .unwrap_or_default()
+    }
+    fn check_untrusted_source(&self, url: RStr<'_>) -> RResult<(), RString> {
+        match guard("check_untrusted_source", &self.failed, || {
+            self.inner.check_untrusted_source(url.as_str())
+        }) {
+            Some(Ok(())) => ROk(()),
+            Some(Err(e)) => RErr(RString::from(e)),
+            None => RErr(RString::from("plugin failed (panic)")),
+        }
     }
     fn shutdown(&self) {
         guard("shutdown", &self.failed, || self.inner.shutdown());

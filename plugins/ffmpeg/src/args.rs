@@ -265,6 +265,10 @@ impl Templates {
             Value::Null => {}
             Value::Object(map) => {
                 for (key, value) in map {
+                    if key == "allow_dirs" {
+                        // Not a template: the directories API sources may read.
+                        continue;
+                    }
                     let text = match value {
                         Value::String(s) => s.clone(),
                         Value::Number(n) => n.to_string(),
@@ -846,7 +850,7 @@ fn input_template(
 /// `virtual?video[=SOURCE]&size=720&rate=30…`: an lavfi test source
 /// (go2rtc's `virtual`); `audio[=SOURCE]` (camrouter) adds an lavfi audio
 /// source, `sine=frequency=1000` by default.
-fn virtual_input(input: &str, query: &str) -> Result<Vec<String>, Error> {
+pub(crate) fn virtual_input(input: &str, query: &str) -> Result<Vec<String>, Error> {
     let q = query_pairs(query);
     let values = |key: &str| -> Vec<&str> {
         q.iter()
@@ -922,7 +926,7 @@ fn video_size(v: &str) -> String {
 }
 
 /// `tts?text=hello&voice=slt`: speech from ffmpeg's flite filter.
-fn tts_input(input: &str, query: &str) -> Result<Vec<String>, Error> {
+pub(crate) fn tts_input(input: &str, query: &str) -> Result<Vec<String>, Error> {
     let q = query_pairs(query);
     let get = |key: &str| q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let text = get("text")

@@ -4,12 +4,15 @@
 //! override ([`args::Templates`]), and picks a hardware encoder
 //! ([`hardware::choose`], [`hardware::detect`]).
 //!
+//! Sources from the API are checked by [`untrusted::check`] first.
+//!
 //! The plugin ([`source`]) redirects an `ffmpeg:` source to an `exec:` source
 //! running that command. See README.md for URL formats, `#params` and config keys.
 
 pub mod args;
 pub mod hardware;
 mod source;
+pub mod untrusted;
 
 pub use source::Ffmpeg;
 

@@ -13,6 +13,8 @@ use crate::hardware::{self, HardwareEngine};
 pub struct Ffmpeg {
     host: Host,
     templates: Arc<Templates>,
+    /// `ffmpeg.allow_dirs`: where API sources may read local files.
+    allow_dirs: Vec<std::path::PathBuf>,
     runtime: tokio::runtime::Handle,
     /// `ffmpeg -version` and the hardware encoders, probed on first use (the
     /// probe runs test encodes, which takes seconds; no process is started
@@ -58,6 +60,7 @@ impl Plugin for Ffmpeg {
             .unwrap_or_else(|| args::DEFAULT_LOG_LEVEL.to_string());
         let templates = Templates::from_config(&ctx.config, &level).map_err(|e| e.to_string())?;
         Ok(Ffmpeg {
+            allow_dirs: crate::untrusted::allow_dirs(&ctx.config),
             host: ctx.host,
             templates: Arc::new(templates),
             runtime: ctx.runtime,
@@ -124,5 +127,16 @@ impl Plugin for Ffmpeg {
     fn config_keys(&self) -> Vec<String> {
         // Every key is a template name: any key is valid.
         Vec::new()
+    }
+
+    fn check_untrusted_source(&self, url: &str) -> Result<(), String> {
+        let source = url
+            .strip_prefix("ffmpeg:")
+            .ok_or("ffmpeg: not an ffmpeg: URL")?;
+        let host = self.host.clone();
+        crate::untrusted::check(source, &self.templates, &self.allow_dirs, &move |name| {
+            host.stream_exists(name)
+        })
+        .map_err(|e| e.to_string())
     }
 }
