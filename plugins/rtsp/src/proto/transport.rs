@@ -179,7 +179,9 @@ impl Transport {
                 ("port", Some(v)) => t.port = parse_pair(v),
                 ("ssrc", Some(v)) => t.ssrc = parse_ssrc(v),
                 ("ssrc", None) => {}
-                ("mode", Some(v)) => t.mode = Some(v.trim_matches('"').trim().to_ascii_uppercase()),
+                // A token or a quoted string; quotes anywhere are dropped so that
+                // `mode="  "d66` cannot keep one and read back differently.
+                ("mode", Some(v)) => t.mode = Some(v.replace('"', "").trim().to_ascii_uppercase()),
                 ("destination", v) => t.destination = v.map(str::to_string),
                 ("source", v) => t.source = v.map(str::to_string),
                 ("ttl", Some(v)) => t.ttl = v.parse().ok(),
@@ -636,6 +638,12 @@ mod tests {
         let fixture =
             include_bytes!("../../fuzz/corpus/transport_header/seed-crash-ctl-in-profile");
         assert!(parse_transports(&String::from_utf8_lossy(fixture)).is_err());
+        // The second crash, found by a 10-minute run: a quote left after trimming `mode`.
+        let fixture = include_bytes!("../../fuzz/corpus/transport_header/seed-crash-mode-quote");
+        for t in parse_transports(&String::from_utf8_lossy(fixture)).unwrap() {
+            assert_eq!(t.mode.as_deref(), Some("D66"));
+            assert_eq!(Transport::parse(&t.to_string()).unwrap(), t);
+        }
         for bad in [
             "RTP/AVP;unicast;client_port=5000-5001\x01",
             "RTP/AVP;x\x7f=1",
