@@ -81,3 +81,52 @@ def test_recording_survives_a_camera_power_cut(server_factory, camera_factory, t
     log = s.output()
     assert log.count("source failed") == 1, log
     assert log.count("source is back") == 1, log
+
+
+def test_reader_continues_when_a_publisher_reconnects(server_factory, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+         "-t", "6", "-c:v", "libx264", "-g", "25", "-bf", "0", str(clip)],
+        check=True, timeout=120,
+    )
+    s = server_factory("streams:\n  pushed:\napi:\n  listen: 127.0.0.1:{port}\n").start()
+
+    def publish():
+        return subprocess.Popen(
+            ["ffmpeg", "-v", "error", "-re", "-i", str(clip), "-c", "copy", "-f", "rtsp",
+             "-rtsp_transport", "tcp", f"{s.rtsp_url}/pushed"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+
+    pub = publish()
+    assert wait_until(lambda: s.get_json("/api/streams")["pushed"]["producers"], timeout=15)
+    out = tmp_path / "rec.ts"
+    rec = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", f"{s.rtsp_url}/pushed",
+         "-c", "copy", "-t", "12", "-f", "mpegts", "-y", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert pub.wait(timeout=30) == 0
+        # The publisher is gone for a moment, then pushes the same clip
+        # again: its timestamps start from zero once more.
+        time.sleep(2)
+        pub = publish()
+        _, err = rec.communicate(timeout=60)
+        assert rec.returncode == 0, err
+    finally:
+        for p in (pub, rec):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    pts = [p for p, _ in packets(out, "v:0")]
+    # More than one 6 s clip's worth (150 frames): the second publisher's
+    # frames reached the reader that stayed connected.
+    assert len(pts) > 200, (len(pts), s.output())
+    steps = [b - a for a, b in zip(pts, pts[1:])]
+    assert min(steps) > 0, "video pts go back"
+    gaps = [d for d in steps if d > 0.5]
+    assert len(gaps) == 1 and 1.5 <= gaps[0] <= 5.0, gaps
+    # `-t 12` ended it after 12 s of media time, not at the reconnect.
+    assert 11.0 <= pts[-1] - pts[0] <= 12.5, (pts[0], pts[-1])

@@ -634,6 +634,68 @@ impl Stream {
         });
     }
 
+    /// A publisher that reconnects is a new ingest producer: the consumers
+    /// still routed to the one that left move over to it, track by track
+    /// where the codec is the same, and carry their timeline with them so
+    /// that their output continues.
+    fn adopt_orphans(&self, new: &Arc<Producer>) {
+        let (consumers, live): (Vec<Arc<ConsumerEntry>>, Vec<u64>) = {
+            let inner = self.lock();
+            (
+                inner.consumers.clone(),
+                inner.passive.iter().map(|p| p.id).collect(),
+            )
+        };
+        let new_tracks = new.tracks.read().map(|t| t.clone()).unwrap_or_default();
+        for c in consumers {
+            let mut moved: Vec<(Arc<Producer>, u32, u32, u32, Direction)> = Vec::new();
+            {
+                let mut routes = c.routes.lock().unwrap_or_else(|e| e.into_inner());
+                let mut taken: Vec<u32> = routes
+                    .iter()
+                    .filter(|r| r.producer.id == new.id)
+                    .map(|r| r.ptrack)
+                    .collect();
+                for r in routes.iter_mut() {
+                    let p = &r.producer;
+                    if !p.passive || p.id == new.id || live.contains(&p.id) {
+                        continue;
+                    }
+                    let Some(old) = p.track(r.ptrack) else {
+                        continue;
+                    };
+                    let Some(nt) = new_tracks.iter().find(|t| {
+                        !taken.contains(&t.index)
+                            && t.kind == old.kind
+                            && t.direction == old.direction
+                            && t.codec.name == old.codec.name
+                            && t.codec.clock_rate == old.codec.clock_rate
+                    }) else {
+                        continue;
+                    };
+                    taken.push(nt.index);
+                    {
+                        let mut os = old.lock();
+                        let mut ns = nt.lock();
+                        if !ns.timeline.is_started() {
+                            ns.timeline = std::mem::take(&mut os.timeline);
+                            ns.timeline.set_params(&nt.codec.extradata);
+                        }
+                        os.sinks.retain(|(s, _)| s.id != c.id);
+                    }
+                    moved.push((p.clone(), r.ptrack, nt.index, r.ctrack, r.direction));
+                    r.producer = new.clone();
+                    r.ptrack = nt.index;
+                }
+            }
+            for (_, _, ptrack, ctrack, dir) in moved {
+                if dir == Direction::RecvOnly {
+                    new.add_sink(ptrack, &c, ctrack);
+                }
+            }
+        }
+    }
+
     fn has_consumers(&self) -> bool {
         !self.lock().consumers.is_empty()
     }
@@ -1126,6 +1188,11 @@ impl Producer {
             }
         }
         self.status.send_replace(Status::Ready);
+        if self.passive {
+            if let (Some(stream), Some(me)) = (self.stream.upgrade(), self.me.upgrade()) {
+                stream.adopt_orphans(&me);
+            }
+        }
         if !ended.is_empty() {
             if let Some(graph) = self.graph.upgrade() {
                 let g = graph.clone();
@@ -1159,7 +1226,7 @@ impl Producer {
         let now = now_us();
         let mut st = track.lock();
         let Some(packet) = st.timeline.apply(
-            generation,
+            (self.id, generation),
             track.kind,
             track.codec.clock_rate,
             ParamSets::for_codec(track.codec.name.as_str()),

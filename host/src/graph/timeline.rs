@@ -17,9 +17,12 @@ use std::borrow::Cow;
 use abi_stable::std_types::{RArc, RVec};
 use camrouter_plugin_api::{MediaKind, Packet, FLAG_DISCONTINUITY};
 
+/// Which producer, and which of its generations, a packet comes from.
+pub type Epoch = (u64, u64);
+
 #[derive(Default)]
 pub struct Timeline {
-    generation: u64,
+    generation: Epoch,
     /// Added to the current generation's pts and dts.
     offset: i64,
     /// The last output dts, and when (host clock, µs) it was passed.
@@ -62,17 +65,23 @@ impl ParamSets {
 }
 
 impl Timeline {
+    /// Whether a packet went through: a timeline that has not started can
+    /// be replaced by one carried over from another producer.
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
     /// The parameter sets the next generation's first keyframe needs.
     pub fn set_params(&mut self, extradata: &[u8]) {
         self.params = (!extradata.is_empty()).then(|| extradata.to_vec());
     }
 
-    /// The packet to deliver for `packet` of producer generation
+    /// The packet to deliver for `packet` of (producer, generation)
     /// `generation`, arriving at `now_us` (host clock): rebased, or `None`
     /// while a new generation's video waits for a keyframe.
     pub fn apply<'a>(
         &mut self,
-        generation: u64,
+        generation: Epoch,
         kind: MediaKind,
         clock_rate: u32,
         params: ParamSets,
@@ -169,7 +178,7 @@ mod tests {
     }
 
     fn run(tl: &mut Timeline, g: u64, kind: MediaKind, now_ms: u64, p: &Packet) -> Option<Packet> {
-        tl.apply(g, kind, 90_000, ParamSets::H264, now_ms * 1000, p)
+        tl.apply((7, g), kind, 90_000, ParamSets::H264, now_ms * 1000, p)
             .map(Cow::into_owned)
     }
 
@@ -178,7 +187,7 @@ mod tests {
         let mut tl = Timeline::default();
         let p = pkt(1_000_000, true, &nal(0x65));
         let out = tl
-            .apply(1, MediaKind::Video, 90_000, ParamSets::H264, 0, &p)
+            .apply((7, 1), MediaKind::Video, 90_000, ParamSets::H264, 0, &p)
             .unwrap();
         assert!(matches!(out, Cow::Borrowed(_)));
     }
@@ -232,7 +241,14 @@ mod tests {
         run(&mut tl, 1, MediaKind::Audio, 0, &pkt(5000, false, b"a")).unwrap();
         let b = pkt(9, false, b"b");
         let p = tl
-            .apply(2, MediaKind::Audio, 16_000, ParamSets::None, 2_000_000, &b)
+            .apply(
+                (7, 2),
+                MediaKind::Audio,
+                16_000,
+                ParamSets::None,
+                2_000_000,
+                &b,
+            )
             .unwrap();
         assert_eq!(p.dts, 5000 + 32_000);
     }
