@@ -130,3 +130,26 @@ def test_reader_continues_when_a_publisher_reconnects(server_factory, tmp_path):
     assert len(gaps) == 1 and 1.5 <= gaps[0] <= 5.0, gaps
     # `-t 12` ended it after 12 s of media time, not at the reconnect.
     assert 11.0 <= pts[-1] - pts[0] <= 12.5, (pts[0], pts[-1])
+
+
+def test_reader_continues_across_exec_respawns(server_factory, tmp_path):
+    # The command ends after 3 s and is started again while the reader
+    # stays; each run's MPEG-TS starts its timestamps afresh.
+    src = ("exec:ffmpeg -hide_banner -v error -re -f lavfi -i testsrc2=size=320x240:rate=25 "
+           "-t 3 -c:v libx264 -g 25 -bf 0 -f mpegts -")
+    s = server_factory(f"streams:\n  gen: {src}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    out = tmp_path / "rec.ts"
+    rec = subprocess.run(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", f"{s.rtsp_url}/gen",
+         "-c", "copy", "-t", "8", "-f", "mpegts", "-y", str(out)],
+        capture_output=True, text=True, timeout=90,
+    )
+    assert rec.returncode == 0, rec.stderr
+    pts = [p for p, _ in packets(out, "v:0")]
+    steps = [b - a for a, b in zip(pts, pts[1:])]
+    assert min(steps) > 0, "video pts go back"
+    # 8 s of media time, made of more than one run of the command (75
+    # frames each), with the respawns as gaps.
+    assert 7.0 <= pts[-1] - pts[0] <= 8.5, (pts[0], pts[-1])
+    assert len(pts) > 100, len(pts)
+    assert [d for d in steps if d > 0.2], steps
