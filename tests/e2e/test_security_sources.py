@@ -25,9 +25,9 @@ def put_stream(s, name, src, method="PUT"):
     return s.request(method, f"/api/streams?name={q(name)}&src={q(src)}")
 
 
-def probe_api(s, name):
+def probe_api(s, name, media="video=all"):
     """Starts the stream's sources through the API (Frigate's probe)."""
-    return s.request("GET", f"/api/streams?src={q(name)}&video=all")
+    return s.request("GET", f"/api/streams?src={q(name)}&{media}")
 
 
 # §2 ---------------------------------------------------------------------
@@ -81,7 +81,7 @@ def test_ffmpeg_filter_that_writes_a_file_is_refused(server_factory, tmp_path):
         "ffmpeg:virtual?video&rate=25,sendcmd=f=/etc/hostname#video=h264",
         "ffmpeg:virtual?video=testsrc,frei0r=filter_name=/tmp/x.so#video=h264",
         "ffmpeg:virtual?audio=amovie=/etc/hostname#audio=opus",
-        "ffmpeg:tts?text=a:textfile=/etc/passwd#audio=opus",
+        "ffmpeg:virtual?audio=flite=textfile=/etc/passwd#audio=opus",
         "ffmpeg:/etc/hostname",
         "ffmpeg:file:/etc/hostname#video=h264",
         "ffmpeg:file:///etc/hostname",
@@ -129,11 +129,13 @@ def test_config_file_and_legitimate_api_sources_still_work(server_factory, tmp_p
         "gen": "ffmpeg:virtual?video&size=160x120#video=h264#width=-2#height=96",
         "text": "ffmpeg:virtual?video&size=160x120#video=h264#drawtext=fontsize=20:text='a,b'",
         "file": f"ffmpeg:{clip}#video=h264",
+        # Quotes, colons and commas are spoken words, escaped for lavfi.
+        "tts": "ffmpeg:tts?text=it's%205:30,ok&voice=slt#audio=pcmu",
     }
     for name, src in ok.items():
         status, body, _ = put_stream(s, name, src)
         assert status == 200, (src, body)
-        status, body, _ = probe_api(s, name)
+        status, body, _ = probe_api(s, name, "audio=all" if name == "tts" else "video=all")
         assert status == 200, (src, body)
         assert json.loads(body)["producers"][0]["medias"], body
     for path in (outside, media / ".." / "outside.mp4", media / "link.mp4"):

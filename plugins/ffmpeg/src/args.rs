@@ -925,6 +925,22 @@ fn video_size(v: &str) -> String {
     .to_string()
 }
 
+/// Backslash-escapes `special` for one level of lavfi parsing. A filter's
+/// options are unescaped twice, once by the graph parser (which splits at
+/// `[],;`) and once by the option parser (which splits at `:`), so a text
+/// is escaped for the option level, then `key=value` pairs for the graph
+/// level: `it's 5:30` stays one `text` value, and cannot add options.
+fn lavfi_escape(s: &str, special: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if special.contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `tts?text=hello&voice=slt`: speech from ffmpeg's flite filter.
 pub(crate) fn tts_input(input: &str, query: &str) -> Result<Vec<String>, Error> {
     let q = query_pairs(query);
@@ -932,12 +948,12 @@ pub(crate) fn tts_input(input: &str, query: &str) -> Result<Vec<String>, Error> 
     let text = get("text")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad_input(input, "tts needs text="))?;
-    // inside '…' a quote is written '\''
-    let mut filter = format!("flite=text='{}'", text.replace('\'', r"'\''"));
+    let mut opts = format!("text={}", lavfi_escape(text, "\\':"));
     if let Some(voice) = get("voice").filter(|v| !v.is_empty()) {
-        filter.push_str(":voice=");
-        filter.push_str(voice);
+        opts.push_str(":voice=");
+        opts.push_str(&lavfi_escape(voice, "\\':"));
     }
+    let filter = format!("flite={}", lavfi_escape(&opts, "\\'[],;"));
     Ok(["-re", "-f", "lavfi", "-i", &filter]
         .map(String::from)
         .into())
@@ -1654,7 +1670,7 @@ mod tests {
         check(
             "tts?text=hello world&voice=slt",
             &format!(
-                r#"ffmpeg -hide_banner -re -f lavfi -i "flite=text='hello world':voice=slt" -c copy {OUT}"#
+                r#"ffmpeg -hide_banner -re -f lavfi -i "flite=text=hello world:voice=slt" -c copy {OUT}"#
             ),
         );
     }
@@ -1681,9 +1697,15 @@ mod tests {
         );
         assert!(matches!(err("virtual?size=720"), Error::BadInput { .. }));
         assert!(matches!(err("tts?voice=slt"), Error::BadInput { .. }));
-        // a quote in the text is escaped for the filter parser
-        let c = build_default("tts?text=it's").unwrap();
-        assert!(c.args.contains(&r"flite=text='it'\''s'".to_string()));
+        // quotes, colons and commas in the text are escaped for both levels
+        // of the filter parser
+        let c = build_default("tts?text=it's 5:30, ok").unwrap();
+        assert!(
+            c.args
+                .contains(&r"flite=text=it\\\'s 5\\:30\, ok".to_string()),
+            "{:?}",
+            c.args
+        );
     }
 
     #[test]

@@ -387,6 +387,11 @@ mod tests {
             "virtual?audio#audio=opus",
             "virtual?video&audio=sine=frequency=440#video=h264#audio=aac",
             "tts?text=hello, it's 5:30 o'clock&voice=slt#audio=pcmu",
+            // The text and the voice are escaped for both parsing levels: these
+            // are words to speak and a (bad) voice name, not options or filters.
+            "tts?text=a:textfile=/etc/passwd#audio=opus",
+            "tts?text=a&voice=slt:textfile=/etc/passwd#audio=opus",
+            "tts?text=a&voice=slt,amovie=/etc/passwd#audio=opus",
             "device?video=0&video_size=1280x720&input_format=mjpeg",
             "device?video=/dev/video2",
             "device?audio=hw:1,0&channels=1",
@@ -435,9 +440,6 @@ mod tests {
             "virtual?video=testsrc,ladspa=file=/tmp/evil.so#video=h264",
             "virtual?audio=flite=textfile=/etc/passwd#audio=opus",
             "virtual?audio=flite=/etc/passwd#audio=opus",
-            "tts?text=a:textfile=/etc/passwd#audio=opus",
-            "tts?text=a&voice=slt:textfile=/etc/passwd#audio=opus",
-            "tts?text=a&voice=slt,amovie=/etc/passwd#audio=opus",
             "virtual?video=testsrc@x,movie@y=/etc/passwd#video=h264",
         ] {
             assert!(check_default(bad, &[]).is_err(), "{bad}");
