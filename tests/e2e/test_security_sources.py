@@ -240,3 +240,28 @@ def test_rtsp_digest_answer_for_one_path_does_not_open_another(server_factory):
     )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["streams"][0]["codec_name"] == "h264"
+    # GStreamer's rtspsrc answers Digest for each request URI, SETUP's control URL too.
+    for user_pw, expect in (("secret", 0), ("wrong", 1)):
+        r = subprocess.run(
+            ["/usr/bin/python3", "-c", GST_PLAY, f"{s.rtsp_url}/b?video", "admin", user_pw],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert r.returncode == expect, (user_pw, r.stdout, r.stderr)
+
+
+# Plays 20 H.264 frames with rtspsrc (system Python: GStreamer's bindings).
+GST_PLAY = """
+import sys, gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+p = Gst.parse_launch(
+    f"rtspsrc location={sys.argv[1]} user-id={sys.argv[2]} user-pw={sys.argv[3]} protocols=tcp"
+    " ! rtph264depay ! h264parse ! fakesink num-buffers=20")
+p.set_state(Gst.State.PLAYING)
+m = p.get_bus().timed_pop_filtered(30 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+p.set_state(Gst.State.NULL)
+ok = m is not None and m.type == Gst.MessageType.EOS
+print("EOS" if ok else (m.parse_error() if m else "timeout"))
+sys.exit(0 if ok else 1)
+"""
