@@ -173,9 +173,17 @@ pub struct Track {
 
 #[derive(Default)]
 struct TrackState {
-    sinks: Vec<(Arc<ConsumerEntry>, u32)>,
+    sinks: Vec<Sink>,
     gop: Gop<Packet>,
-    /// Continuous output timestamps across producer generations.
+}
+
+/// A consumer track fed by a producer track.
+struct Sink {
+    consumer: Arc<ConsumerEntry>,
+    ctrack: u32,
+    /// The consumer's own timestamps: continuous across producer
+    /// generations, and carried along when the consumer moves to another
+    /// producer.
     timeline: Timeline,
 }
 
@@ -648,7 +656,7 @@ impl Stream {
         };
         let new_tracks = new.tracks.read().map(|t| t.clone()).unwrap_or_default();
         for c in consumers {
-            let mut moved: Vec<(Arc<Producer>, u32, u32, u32, Direction)> = Vec::new();
+            let mut moved: Vec<(u32, u32, Direction, Timeline)> = Vec::new();
             {
                 let mut routes = c.routes.lock().unwrap_or_else(|e| e.into_inner());
                 let mut taken: Vec<u32> = routes
@@ -674,23 +682,15 @@ impl Stream {
                         continue;
                     };
                     taken.push(nt.index);
-                    {
-                        let mut os = old.lock();
-                        let mut ns = nt.lock();
-                        if !ns.timeline.is_started() {
-                            ns.timeline = std::mem::take(&mut os.timeline);
-                            ns.timeline.set_params(&nt.codec.extradata);
-                        }
-                        os.sinks.retain(|(s, _)| s.id != c.id);
-                    }
-                    moved.push((p.clone(), r.ptrack, nt.index, r.ctrack, r.direction));
+                    let timeline = old.take_sink(c.id).map(|s| s.timeline).unwrap_or_default();
+                    moved.push((nt.index, r.ctrack, r.direction, timeline));
                     r.producer = new.clone();
                     r.ptrack = nt.index;
                 }
             }
-            for (_, _, ptrack, ctrack, dir) in moved {
+            for (ptrack, ctrack, dir, timeline) in moved {
                 if dir == Direction::RecvOnly {
-                    new.add_sink(ptrack, &c, ctrack);
+                    new.add_sink_with(ptrack, &c, ctrack, timeline);
                 }
             }
         }
@@ -1042,10 +1042,6 @@ impl Producer {
         if let Some(s) = source {
             s.stop();
         }
-        // Nobody is watching: the next start begins a new timeline.
-        for t in self.tracks.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            t.lock().timeline = Timeline::default();
-        }
         self.status.send_replace(Status::Idle);
     }
 
@@ -1079,21 +1075,42 @@ impl Producer {
     }
 
     fn add_sink(&self, ptrack: u32, entry: &Arc<ConsumerEntry>, ctrack: u32) {
+        self.add_sink_with(ptrack, entry, ctrack, Timeline::default());
+    }
+
+    /// Wires a consumer track to one of ours with the timeline it had so far
+    /// (a fresh one for a new consumer).
+    fn add_sink_with(
+        &self,
+        ptrack: u32,
+        entry: &Arc<ConsumerEntry>,
+        ctrack: u32,
+        timeline: Timeline,
+    ) {
         let Some(track) = self.track(ptrack) else {
             return;
         };
+        let mut sink = Sink {
+            consumer: entry.clone(),
+            ctrack,
+            timeline,
+        };
+        let epoch = (self.id, self.generation.load(Ordering::SeqCst));
+        let now = now_us();
         let mut st = track.lock();
         // Replay under the same lock that live packets take, so the consumer
         // gets the cached GOP and then live frames with no gap or duplicate.
         for p in st.gop.frames() {
-            entry.deliver(ctrack, p);
+            if let Some(p) = track.rebase(&mut sink.timeline, epoch, now, p) {
+                entry.deliver(ctrack, &p);
+            }
         }
-        st.sinks.push((entry.clone(), ctrack));
+        st.sinks.push(sink);
     }
 
     fn remove_sink(&self, ptrack: u32, consumer: u64) {
         if let Some(track) = self.track(ptrack) {
-            track.lock().sinks.retain(|(c, _)| c.id != consumer);
+            track.take_sink(consumer);
         }
     }
 
@@ -1132,8 +1149,8 @@ impl Producer {
                     .all(|(t, m)| t.kind == m.kind && t.direction == m.direction);
             if !same_shape {
                 for t in tracks.iter() {
-                    for (c, _) in t.lock().sinks.drain(..) {
-                        ended.push((c, "the source came back with other medias".into()));
+                    for s in t.lock().sinks.drain(..) {
+                        ended.push((s.consumer, "the source came back with other medias".into()));
                     }
                 }
                 *tracks = medias
@@ -1148,7 +1165,6 @@ impl Producer {
                     let mut st = old.lock();
                     st.gop.clear();
                     if codec == old.codec {
-                        st.timeline.set_params(&codec.extradata);
                         continue;
                     }
                     let fresh = new_track(i, m);
@@ -1157,16 +1173,13 @@ impl Producer {
                             "the source's codec changed from {} to {}",
                             old.codec.name, codec.name
                         );
-                        for (c, _) in st.sinks.drain(..) {
-                            ended.push((c, why.clone()));
+                        for s in st.sinks.drain(..) {
+                            ended.push((s.consumer, why.clone()));
                         }
                     } else {
                         // Same codec, other parameters (a new SPS, another
                         // resolution): the consumers go on, in band.
-                        let mut fs = fresh.lock();
-                        fs.sinks = std::mem::take(&mut st.sinks);
-                        fs.timeline = std::mem::take(&mut st.timeline);
-                        fs.timeline.set_params(&codec.extradata);
+                        fresh.lock().sinks = std::mem::take(&mut st.sinks);
                     }
                     drop(st);
                     tracks[i] = fresh;
@@ -1224,24 +1237,18 @@ impl Producer {
         track.bytes.fetch_add(len, Ordering::Relaxed);
         track.packets.fetch_add(1, Ordering::Relaxed);
         let now = now_us();
+        let epoch = (self.id, generation);
         let mut st = track.lock();
-        let Some(packet) = st.timeline.apply(
-            (self.id, generation),
-            track.kind,
-            track.codec.clock_rate,
-            ParamSets::for_codec(track.codec.name.as_str()),
-            now,
-            packet,
-        ) else {
-            return;
-        };
-        let packet = &*packet;
+        let TrackState { sinks, gop } = &mut *st;
         if track.kind == MediaKind::Video {
-            st.gop
-                .push(packet.clone(), packet.payload.len(), packet.is_keyframe());
+            // The GOP holds the producer's own timestamps; each consumer's
+            // timeline rebases them on the way out, replay included.
+            gop.push(packet.clone(), packet.payload.len(), packet.is_keyframe());
         }
-        for (c, ctrack) in &st.sinks {
-            c.deliver(*ctrack, packet);
+        for s in sinks.iter_mut() {
+            if let Some(p) = track.rebase(&mut s.timeline, epoch, now, packet) {
+                s.consumer.deliver(s.ctrack, &p);
+            }
         }
     }
 
@@ -1286,6 +1293,32 @@ impl Producer {
 impl Track {
     fn lock(&self) -> std::sync::MutexGuard<'_, TrackState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[inline]
+    fn rebase<'a>(
+        &self,
+        timeline: &mut Timeline,
+        epoch: timeline::Epoch,
+        now: u64,
+        packet: &'a Packet,
+    ) -> Option<std::borrow::Cow<'a, Packet>> {
+        timeline.apply(
+            epoch,
+            self.kind,
+            self.codec.clock_rate,
+            ParamSets::for_codec(self.codec.name.as_str()),
+            &self.codec.extradata,
+            now,
+            packet,
+        )
+    }
+
+    /// Unwires a consumer; its sink (and timeline) when it was wired.
+    fn take_sink(&self, consumer: u64) -> Option<Sink> {
+        let mut st = self.lock();
+        let i = st.sinks.iter().position(|s| s.consumer.id == consumer)?;
+        Some(st.sinks.remove(i))
     }
 }
 

@@ -139,7 +139,7 @@ pub fn producer_json(p: &Producer) -> Value {
         .iter()
         .filter(|t| t.direction == Direction::RecvOnly)
         .map(|t| {
-            let childs: Vec<u64> = t.lock().sinks.iter().map(|(c, _)| c.id).collect();
+            let childs: Vec<u64> = t.lock().sinks.iter().map(|s| s.consumer.id).collect();
             json!({
                 "id": t.index,
                 "codec": codec_json(t.kind, &t.codec),

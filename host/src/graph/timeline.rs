@@ -1,4 +1,5 @@
-//! One output timeline per track across producer generations (DESIGN.md §5).
+//! One output timeline per consumer track across producer generations and
+//! producers (DESIGN.md §5).
 //!
 //! A camera that reboots, an exec command that respawns or a publisher that
 //! reconnects starts a new producer generation with a fresh timestamp base
@@ -7,7 +8,10 @@
 //! are shifted so that the new generation continues where the old one
 //! stopped, plus the wall-clock time of the outage; video resumes at a
 //! keyframe, which gets the new generation's parameter sets in band when it
-//! carries none (a camera may come back with another resolution).
+//! carries none (a camera may come back with another resolution). The
+//! timeline belongs to the consumer's route (a sink of a producer track), so
+//! it moves with the consumer when a publisher reconnects or the stream
+//! fails over to another source.
 //!
 //! Sans-IO: the caller passes the generation and the time, so that this is
 //! tested without a clock.
@@ -33,9 +37,6 @@ pub struct Timeline {
     wait_keyframe: bool,
     /// The next packet out is flagged as a discontinuity.
     mark: bool,
-    /// Parameter sets of the current generation (length-prefixed NAL units),
-    /// put before its first keyframe when that has none.
-    params: Option<Vec<u8>>,
 }
 
 /// What the parameter sets look like, to tell whether a keyframe has them.
@@ -65,26 +66,18 @@ impl ParamSets {
 }
 
 impl Timeline {
-    /// Whether a packet went through: a timeline that has not started can
-    /// be replaced by one carried over from another producer.
-    pub fn is_started(&self) -> bool {
-        self.started
-    }
-
-    /// The parameter sets the next generation's first keyframe needs.
-    pub fn set_params(&mut self, extradata: &[u8]) {
-        self.params = (!extradata.is_empty()).then(|| extradata.to_vec());
-    }
-
     /// The packet to deliver for `packet` of (producer, generation)
     /// `generation`, arriving at `now_us` (host clock): rebased, or `None`
-    /// while a new generation's video waits for a keyframe.
+    /// while a new generation's video waits for a keyframe. `extradata`:
+    /// the track's current parameter sets (length-prefixed NAL units).
+    #[allow(clippy::too_many_arguments)]
     pub fn apply<'a>(
         &mut self,
         generation: Epoch,
         kind: MediaKind,
         clock_rate: u32,
         params: ParamSets,
+        extradata: &[u8],
         now_us: u64,
         packet: &'a Packet,
     ) -> Option<Cow<'a, Packet>> {
@@ -112,7 +105,7 @@ impl Timeline {
         self.last_at_us = now_us;
         let add_params = self.mark
             && packet.is_keyframe()
-            && self.params.is_some()
+            && !extradata.is_empty()
             && !has_sps(&packet.payload, params);
         if self.offset == 0 && !self.mark {
             return Some(Cow::Borrowed(packet));
@@ -125,12 +118,10 @@ impl Timeline {
             self.mark = false;
         }
         if add_params {
-            if let Some(ps) = &self.params {
-                let mut payload = Vec::with_capacity(ps.len() + packet.payload.len());
-                payload.extend_from_slice(ps);
-                payload.extend_from_slice(&packet.payload);
-                out.payload = RArc::new(RVec::from(payload));
-            }
+            let mut payload = Vec::with_capacity(extradata.len() + packet.payload.len());
+            payload.extend_from_slice(extradata);
+            payload.extend_from_slice(&packet.payload);
+            out.payload = RArc::new(RVec::from(payload));
         }
         Some(Cow::Owned(out))
     }
@@ -178,7 +169,7 @@ mod tests {
     }
 
     fn run(tl: &mut Timeline, g: u64, kind: MediaKind, now_ms: u64, p: &Packet) -> Option<Packet> {
-        tl.apply((7, g), kind, 90_000, ParamSets::H264, now_ms * 1000, p)
+        tl.apply((7, g), kind, 90_000, ParamSets::H264, &[], now_ms * 1000, p)
             .map(Cow::into_owned)
     }
 
@@ -187,7 +178,15 @@ mod tests {
         let mut tl = Timeline::default();
         let p = pkt(1_000_000, true, &nal(0x65));
         let out = tl
-            .apply((7, 1), MediaKind::Video, 90_000, ParamSets::H264, 0, &p)
+            .apply(
+                (7, 1),
+                MediaKind::Video,
+                90_000,
+                ParamSets::H264,
+                &[],
+                0,
+                &p,
+            )
             .unwrap();
         assert!(matches!(out, Cow::Borrowed(_)));
     }
@@ -246,6 +245,7 @@ mod tests {
                 MediaKind::Audio,
                 16_000,
                 ParamSets::None,
+                &[],
                 2_000_000,
                 &b,
             )
@@ -267,23 +267,53 @@ mod tests {
         run(&mut tl, 1, MediaKind::Video, 0, &pkt(0, true, &nal(0x65))).unwrap();
         let mut params = nal(0x67);
         params.extend(nal(0x68));
-        tl.set_params(&params);
-        let k = run(
-            &mut tl,
-            2,
-            MediaKind::Video,
-            1000,
-            &pkt(0, true, &nal(0x65)),
-        )
-        .unwrap();
+        let p = pkt(0, true, &nal(0x65));
+        let k = tl
+            .apply(
+                (7, 2),
+                MediaKind::Video,
+                90_000,
+                ParamSets::H264,
+                &params,
+                1_000_000,
+                &p,
+            )
+            .unwrap()
+            .into_owned();
         let mut want = params.clone();
         want.extend(nal(0x65));
         assert_eq!(k.payload.as_slice(), &want[..]);
         // A keyframe that has its own SPS is left as it is.
         let mut own = nal(0x67);
         own.extend(nal(0x65));
-        let k = run(&mut tl, 3, MediaKind::Video, 2000, &pkt(0, true, &own)).unwrap();
+        let p = pkt(0, true, &own);
+        let k = tl
+            .apply(
+                (7, 3),
+                MediaKind::Video,
+                90_000,
+                ParamSets::H264,
+                &params,
+                2_000_000,
+                &p,
+            )
+            .unwrap()
+            .into_owned();
         assert_eq!(k.payload.as_slice(), &own[..]);
+        // Within a generation, nothing is added.
+        let p = pkt(3600, true, &nal(0x65));
+        let k = tl
+            .apply(
+                (7, 3),
+                MediaKind::Video,
+                90_000,
+                ParamSets::H264,
+                &params,
+                2_040_000,
+                &p,
+            )
+            .unwrap();
+        assert_eq!(k.payload.as_slice(), &nal(0x65)[..]);
     }
 
     #[test]
