@@ -116,14 +116,24 @@ fn check_param(key: &str, value: &str, t: &Templates) -> Result<(), Refused> {
             "#{key}={value:?}: a value starting with `-` is an ffmpeg option"
         )));
     }
-    let is_template = t.get(value).is_some_and(|v| !v.is_empty());
+    let template = t.get(value).filter(|v| !v.is_empty());
+    let is_template = template.is_some();
+    // Only templates of the right kind: `bin` or `timeout` as codec arguments
+    // would be a bare word, which ffmpeg takes for an output file name.
+    let is_input = template.is_some_and(|v| v.contains("{input}"));
+    let is_codec = template.is_some_and(|v| {
+        !v.contains("{input}")
+            && !v.contains("{output}")
+            && !matches!(value, "bin" | "global" | "timeout")
+            && !value.starts_with("output")
+    });
     match key {
         "raw" => Err(refuse("#raw= adds ffmpeg arguments")),
-        "input" if !is_template => Err(refuse(format!(
-            "#input={value:?}: only a template name from the config"
+        "input" if !is_input => Err(refuse(format!(
+            "#input={value:?}: only the name of an input template"
         ))),
-        "video" | "audio" if !(is_template || value == "copy") => Err(refuse(format!(
-            "#{key}={value:?}: only `copy` or a template name"
+        "video" | "audio" if !(is_codec || value == "copy") => Err(refuse(format!(
+            "#{key}={value:?}: only `copy` or the name of a codec template"
         ))),
         "drawtext" if !is_template => check_graph(&format!("drawtext={value}")),
         _ => Ok(()),
@@ -414,6 +424,13 @@ mod tests {
             "cam#video=h264#bitrate=-1",
             "cam#video=h264#query=-x",
             "cam#video=h264#width=-abc",
+            "cam#video=bin",
+            "cam#video=timeout",
+            "cam#audio=output/wav",
+            "cam#video=output",
+            "cam#video=rtsp",
+            "cam#input=h264",
+            "cam#input=bin",
         ] {
             assert!(check_default(bad, &[]).is_err(), "{bad}");
         }
