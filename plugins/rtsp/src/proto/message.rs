@@ -549,10 +549,11 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Head, ParseError> {
             }
             continue;
         }
-        // A line without a colon is ignored rather than failing the whole message.
+        // A line without a colon, or whose name is not a token (RFC 2326 §15: no
+        // control characters or spaces), is ignored rather than failing the message.
         if let Some((n, v)) = line.split_once(':') {
             let n = n.trim();
-            if !n.is_empty() {
+            if !n.is_empty() && !n.contains(|c: char| c.is_control() || c.is_whitespace()) {
                 headers.append(n, v.trim());
             }
         }
@@ -591,6 +592,7 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Head, ParseError> {
         if !method
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || uri.contains(char::is_control)
         {
             return Err(ParseError::BadRequestLine(truncate(start)));
         }
@@ -717,6 +719,17 @@ mod tests {
             Request::parse(b"PLAY rtsp://x HTTP/1.1\r\n\r\n"),
             Err(ParseError::BadVersion(_))
         ));
+        // RFC 2326 §15: no control characters in the URI or in header names.
+        assert!(matches!(
+            Request::parse(b"PLAY rtsp://x/a\x0cb RTSP/1.0\r\n\r\n"),
+            Err(ParseError::BadRequestLine(_))
+        ));
+        let r = Request::parse(
+            b"PLAY rtsp://x RTSP/1.0\r\nCSeq: 1\r\nSes\x0bsion: 5\r\nA B: 1\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.headers.get("CSeq"), Some("1"));
+        assert_eq!(r.headers.len(), 1);
     }
 
     #[test]
