@@ -178,6 +178,18 @@ def test_credentials_stay_out_of_errors_and_logs(server_factory):
         assert "S3cret" not in text, (where, re.findall(r".{80}S3cret.{20}", text)[:3])
 
 
+def test_credentials_stay_out_of_websocket_errors(server_factory):
+    """/api/ws errors quote what the client sent; they pass the same mask."""
+    from websockets.sync.client import connect
+
+    s = server_factory(API).start()
+    with connect(f"ws://127.0.0.1:{s.port}/api/ws?src=x") as ws:
+        ws.send(json.dumps({"type": "rtsp://admin:S3cretWS@cam/s?token=S3cretTK"}))
+        msg = json.loads(ws.recv(timeout=10))
+    assert msg["type"] == "error", msg
+    assert "S3cret" not in msg["value"] and "admin:***@cam" in msg["value"], msg
+
+
 # §6 ---------------------------------------------------------------------
 
 
