@@ -335,6 +335,12 @@ fn check_filter(name: &str, opts: Option<&str>) -> Result<(), Refused> {
             _ => None,
         };
         match key {
+            // ffmpeg 7 reads the value of `/name=path` from the file `path`.
+            Some(k) if k.starts_with('/') => {
+                return Err(refuse(format!(
+                    "{base} option {k}= reads its value from a file"
+                )))
+            }
             Some(k) if file_opts.contains(&k) => {
                 return Err(refuse(format!("{base} option {k}= names a file")))
             }
@@ -458,6 +464,8 @@ mod tests {
             "virtual?audio=flite=textfile=/etc/passwd#audio=opus",
             "virtual?audio=flite=/etc/passwd#audio=opus",
             "virtual?video=testsrc@x,movie@y=/etc/passwd#video=h264",
+            "cam#video=h264#drawtext=/text=/etc/passwd",
+            "virtual?video=color=/c=/etc/passwd#video=h264",
         ] {
             assert!(check_default(bad, &[]).is_err(), "{bad}");
         }
