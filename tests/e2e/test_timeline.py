@@ -153,3 +153,35 @@ def test_reader_continues_across_exec_respawns(server_factory, tmp_path):
     assert 7.0 <= pts[-1] - pts[0] <= 8.5, (pts[0], pts[-1])
     assert len(pts) > 100, len(pts)
     assert [d for d in steps if d > 0.2], steps
+
+
+def test_reader_moves_to_the_next_source_when_the_first_stays_down(
+        server_factory, camera_factory, tmp_path):
+    main = camera_factory(audio="aac", fps=25)
+    spare = camera_factory(audio="aac", fps=25)
+    s = server_factory(
+        f"streams:\n  cam:\n    - {main.url}\n    - {spare.url}\napi:\n  listen: 127.0.0.1:{{port}}\n"
+    ).start()
+    out = tmp_path / "rec.ts"
+    rec = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", f"{s.rtsp_url}/cam",
+         "-c", "copy", "-t", "12", "-f", "mpegts", "-y", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    assert wait_until(lambda: sent_bytes(s) > 100_000, timeout=20), s.get_json("/api/streams")
+    assert spare.sessions() == 0, "the spare is not used while the first camera plays"
+    main.kill()
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    assert spare.plays() >= 1, s.output()
+    pts = [p for p, _ in packets(out, "v:0")]
+    steps = [b - a for a, b in zip(pts, pts[1:])]
+    assert min(steps) > 0, "video pts go back"
+    gaps = [d for d in steps if d > 0.5]
+    # Failover waits 3 s (a camera restart is quicker), then the spare plays.
+    assert len(gaps) == 1 and 2.5 <= gaps[0] <= 6.0, gaps
+    assert 11.0 <= pts[-1] - pts[0] <= 12.5, (pts[0], pts[-1])
+    apts = [p for p, _ in packets(out, "a:0")]
+    assert all(b > a for a, b in zip(apts, apts[1:])), "audio pts go back"
+    assert apts[-1] > pts[0] + 9, "audio moved to the spare too"
+    assert "consumers moved to the next source" in s.output()

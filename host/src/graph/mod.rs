@@ -26,10 +26,11 @@ use timeline::{ParamSets, Timeline};
 
 /// Microseconds on the host's monotonic clock: the sources' `received_at_us`
 /// restart with each connection, so outages are measured here.
+/// (tokio's `Instant` is the std one, but follows a paused clock in tests.)
 fn now_us() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    static START: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
     START
-        .get_or_init(std::time::Instant::now)
+        .get_or_init(tokio::time::Instant::now)
         .elapsed()
         .as_micros() as u64
 }
@@ -45,6 +46,10 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long a consumer waits for a source to report its medias.
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
 const MAX_REDIRECTS: u32 = 8;
+/// How long a source fails before its consumers move to the next source in
+/// the list that has their codecs: longer than a camera's reconnect, so a
+/// quick restart keeps them where they are.
+const FAILOVER_AFTER: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -159,6 +164,10 @@ struct ProducerCore {
     /// The failure last logged: a source that keeps failing the same way
     /// logs once, not once per retry.
     logged_error: Option<String>,
+    /// When the current run of failures began (cleared when medias come).
+    failing_since: Option<tokio::time::Instant>,
+    /// Its consumers were offered to the other sources in this run.
+    failed_over: bool,
 }
 
 pub struct Track {
@@ -643,9 +652,7 @@ impl Stream {
     }
 
     /// A publisher that reconnects is a new ingest producer: the consumers
-    /// still routed to the one that left move over to it, track by track
-    /// where the codec is the same, and carry their timeline with them so
-    /// that their output continues.
+    /// still routed to the one that left move over to it.
     fn adopt_orphans(&self, new: &Arc<Producer>) {
         let (consumers, live): (Vec<Arc<ConsumerEntry>>, Vec<u64>) = {
             let inner = self.lock();
@@ -654,46 +661,53 @@ impl Stream {
                 inner.passive.iter().map(|p| p.id).collect(),
             )
         };
-        let new_tracks = new.tracks.read().map(|t| t.clone()).unwrap_or_default();
+        let tracks = new.tracks.read().map(|t| t.clone()).unwrap_or_default();
         for c in consumers {
-            let mut moved: Vec<(u32, u32, Direction, Timeline)> = Vec::new();
-            {
-                let mut routes = c.routes.lock().unwrap_or_else(|e| e.into_inner());
-                let mut taken: Vec<u32> = routes
-                    .iter()
-                    .filter(|r| r.producer.id == new.id)
-                    .map(|r| r.ptrack)
-                    .collect();
-                for r in routes.iter_mut() {
-                    let p = &r.producer;
-                    if !p.passive || p.id == new.id || live.contains(&p.id) {
-                        continue;
-                    }
-                    let Some(old) = p.track(r.ptrack) else {
-                        continue;
-                    };
-                    let Some(nt) = new_tracks.iter().find(|t| {
-                        !taken.contains(&t.index)
-                            && t.kind == old.kind
-                            && t.direction == old.direction
-                            && t.codec.name == old.codec.name
-                            && t.codec.clock_rate == old.codec.clock_rate
-                    }) else {
-                        continue;
-                    };
-                    taken.push(nt.index);
-                    let timeline = old.take_sink(c.id).map(|s| s.timeline).unwrap_or_default();
-                    moved.push((nt.index, r.ctrack, r.direction, timeline));
-                    r.producer = new.clone();
-                    r.ptrack = nt.index;
-                }
+            c.move_routes(
+                |p| p.passive && p.id != new.id && !live.contains(&p.id),
+                new,
+                &tracks,
+            );
+        }
+    }
+
+    /// Moves the consumers of a source that keeps failing to the next
+    /// sources in the list that have their codecs, starting them as needed.
+    async fn fail_over(&self, from: &Arc<Producer>) {
+        let others: Vec<Arc<Producer>> = self
+            .lock()
+            .producers
+            .iter()
+            .filter(|p| p.id != from.id)
+            .cloned()
+            .collect();
+        for q in others {
+            if !self.is_used(from) {
+                return;
             }
-            for (ptrack, ctrack, dir, timeline) in moved {
-                if dir == Direction::RecvOnly {
-                    new.add_sink_with(ptrack, &c, ctrack, timeline);
-                }
+            let Ok(tracks) = q.ready_tracks().await else {
+                continue;
+            };
+            let consumers = self.lock().consumers.clone();
+            let mut moved = 0;
+            for c in consumers {
+                moved += c.move_routes(|p| p.id == from.id, &q, &tracks);
+            }
+            if moved > 0 {
+                tracing::info!(target: "streams", stream = %self.name, from = %mask(&from.url), to = %mask(&q.url), "consumers moved to the next source");
             }
         }
+    }
+
+    /// Whether any consumer is routed to `p`.
+    fn is_used(&self, p: &Producer) -> bool {
+        self.lock().consumers.iter().any(|c| {
+            c.routes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|r| r.producer.id == p.id)
+        })
     }
 
     fn has_consumers(&self) -> bool {
@@ -963,6 +977,8 @@ impl Producer {
             // Once per state change: when the source starts failing, and
             // when its failure turns from passing (refused) to lasting
             // (401) or back; not once per retry.
+            core.failing_since
+                .get_or_insert_with(tokio::time::Instant::now);
             let log = core
                 .logged_error
                 .as_deref()
@@ -1007,6 +1023,21 @@ impl Producer {
         let Some(graph) = self.graph.upgrade() else {
             return;
         };
+        let fail_over = {
+            let mut core = self.lock_core();
+            let due = !core.failed_over
+                && core
+                    .failing_since
+                    .is_some_and(|t| t.elapsed() >= FAILOVER_AFTER);
+            core.failed_over |= due;
+            due
+        };
+        if fail_over && stream.lock().producers.len() > 1 {
+            if let Some(me) = self.me.upgrade() {
+                let st = stream.clone();
+                graph.spawn(async move { st.fail_over(&me).await });
+            }
+        }
         let (retries, lasting) = {
             let mut core = self.lock_core();
             core.retries += 1;
@@ -1018,10 +1049,16 @@ impl Producer {
         graph.spawn(async move {
             tokio::time::sleep(delay).await;
             let Some(p) = me.upgrade() else { return };
-            let still_wanted = p.stream.upgrade().is_some_and(|s| s.has_consumers());
-            if still_wanted && p.generation.load(Ordering::SeqCst) == generation {
+            if p.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            // Retried while consumers are routed to it; once they have all
+            // moved to another source (or left), it rests until needed.
+            if p.stream.upgrade().is_some_and(|s| s.is_used(&p)) {
                 tracing::debug!(target: "streams", url = %mask(&p.url), "retry source");
                 p.start();
+            } else {
+                p.stop();
             }
         });
     }
@@ -1191,6 +1228,8 @@ impl Producer {
             core.medias = medias;
             core.retries = 0;
             core.last_error = None;
+            core.failing_since = None;
+            core.failed_over = false;
             if let Some(e) = core.logged_error.take() {
                 let stream = self
                     .stream
@@ -1366,6 +1405,58 @@ impl ConsumerEntry {
             .iter()
             .map(|c| stats::client_json(self, c))
             .collect()
+    }
+
+    /// Moves this consumer's routes from producers that `leaving` picks to
+    /// tracks of `new` with the same codec, each with its timeline, so
+    /// that the output continues. Returns how many routes moved.
+    fn move_routes(
+        self: &Arc<Self>,
+        leaving: impl Fn(&Producer) -> bool,
+        new: &Arc<Producer>,
+        new_tracks: &[Arc<Track>],
+    ) -> usize {
+        let mut moved: Vec<(u32, u32, Direction, Timeline)> = Vec::new();
+        {
+            let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            let mut taken: Vec<u32> = routes
+                .iter()
+                .filter(|r| r.producer.id == new.id)
+                .map(|r| r.ptrack)
+                .collect();
+            for r in routes.iter_mut() {
+                if r.producer.id == new.id || !leaving(&r.producer) {
+                    continue;
+                }
+                let Some(old) = r.producer.track(r.ptrack) else {
+                    continue;
+                };
+                let Some(nt) = new_tracks.iter().find(|t| {
+                    !taken.contains(&t.index)
+                        && t.kind == old.kind
+                        && t.direction == old.direction
+                        && t.codec.name == old.codec.name
+                        && t.codec.clock_rate == old.codec.clock_rate
+                }) else {
+                    continue;
+                };
+                taken.push(nt.index);
+                let timeline = old
+                    .take_sink(self.id)
+                    .map(|s| s.timeline)
+                    .unwrap_or_default();
+                moved.push((nt.index, r.ctrack, r.direction, timeline));
+                r.producer = new.clone();
+                r.ptrack = nt.index;
+            }
+        }
+        let n = moved.len();
+        for (ptrack, ctrack, dir, timeline) in moved {
+            if dir == Direction::RecvOnly {
+                new.add_sink_with(ptrack, self, ctrack, timeline);
+            }
+        }
+        n
     }
 
     fn lock_clients(&self) -> std::sync::MutexGuard<'_, Vec<Client>> {

@@ -10,6 +10,8 @@ struct FakeOpener {
     stopped: Arc<AtomicUsize>,
     events: Mutex<Vec<Arc<SourceEventsBox>>>,
     fail: AtomicBool,
+    /// Opening exactly this URL fails.
+    fail_url: Mutex<String>,
 }
 
 struct FakeSource {
@@ -37,7 +39,7 @@ fn media(kind: MediaKind, dir: Direction, codec: &str) -> Media {
 
 impl Opener for FakeOpener {
     fn open(&self, url: &str, events: SourceEventsBox) -> Result<SourceBox, String> {
-        if self.fail.load(Ordering::SeqCst) {
+        if self.fail.load(Ordering::SeqCst) || *self.fail_url.lock().unwrap() == url {
             return Err("camera gone".into());
         }
         self.opened.fetch_add(1, Ordering::SeqCst);
@@ -397,5 +399,51 @@ async fn a_restarted_source_continues_the_timeline_and_a_changed_codec_ends_cons
     assert!(
         g.consumer(c.id).is_none(),
         "consumer of the old codec ended"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn consumers_fail_over_to_the_next_source_with_their_timeline() {
+    let (g, o) = setup(&["fake:video=H264,audio=PCMA", "fake:video=H264"]);
+    let f = Filter::parse("video").unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g2 = got.clone();
+    let sink = ConsumerSink::Internal(Some(Box::new(move |_: u32, p: &Packet| {
+        g2.lock().unwrap().push((p.dts, p.payload[0]));
+    })));
+    let c = g
+        .attach(g.next_id(), "cam", &f, sink, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(o.opened.load(Ordering::SeqCst), 1);
+    let ev = o.events.lock().unwrap()[0].clone();
+    let mut p = packet(0, true, 1);
+    p.dts = 900_000;
+    ev.packet(&p);
+    // The first camera dies and stays dead.
+    *o.fail_url.lock().unwrap() = "fake:video=H264,audio=PCMA".into();
+    ev.closed(RString::from("rtsp: camera closed the connection"));
+    tokio::time::sleep(FAILOVER_AFTER + Duration::from_secs(1)).await;
+    assert_eq!(
+        o.opened.load(Ordering::SeqCst),
+        2,
+        "the second source was started"
+    );
+    let ev2 = o.events.lock().unwrap()[1].clone();
+    let mut p = packet(0, true, 2);
+    p.dts = 7;
+    ev2.packet(&p);
+    let seen = got.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].1, 2, "frames of the second source");
+    // Continuous: later than the last frame by about the outage.
+    assert!(seen[1].0 > 900_000 + 3 * 90_000, "{seen:?}");
+    assert!(g.consumer(c.id).is_some());
+    // The dead source is no longer retried once nobody is routed to it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let js = g.streams_json();
+    assert_eq!(
+        js["cam"]["producers"][0],
+        json!({"url": "fake:video=H264,audio=PCMA"})
     );
 }
