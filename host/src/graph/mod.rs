@@ -5,6 +5,7 @@
 pub mod filter;
 mod stats;
 mod timeline;
+mod totals;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 
 use camrouter_plugin_api::gop::Gop;
 pub use filter::Filter;
+pub use totals::StreamTotals;
 use timeline::{ParamSets, Timeline};
 
 /// Microseconds on the host's monotonic clock: the sources' `received_at_us`
@@ -101,7 +103,6 @@ pub struct SentTotals {
 }
 
 /// A stream's consumer side at one moment: what `/api/metrics` reports.
-#[allow(dead_code)] // read by /api/metrics, which lands separately
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsumerTotals {
     /// Listed consumers (each client of a shared consumer counts once).
@@ -135,6 +136,8 @@ struct StreamInner {
     consumers: Vec<Arc<ConsumerEntry>>,
     /// Bumped on every attach, so a pending stop timer knows it is stale.
     epoch: u64,
+    /// What producers that have left had received (see `totals`).
+    departed_producers: totals::DepartedProducers,
 }
 
 pub struct Producer {
@@ -150,6 +153,9 @@ pub struct Producer {
     tracks: RwLock<Vec<Arc<Track>>>,
     bytes: AtomicU64,
     packets: AtomicU64,
+    /// Failed since its last start (see `note_start`).
+    failed: AtomicBool,
+    restarts: AtomicU64,
 }
 
 #[derive(Default)]
@@ -522,7 +528,11 @@ impl Graph {
         }
         producer.status.send_replace(Status::Opening);
         let events = producer.events(producer.generation.load(Ordering::Relaxed));
-        stream.lock().passive.push(producer);
+        {
+            let mut inner = stream.lock();
+            inner.passive.push(producer);
+            inner.departed_producers.publisher_joined();
+        }
         stream.publishers.send_modify(|n| *n += 1);
         Ok(events)
     }
@@ -579,21 +589,34 @@ impl Stream {
             return;
         };
         let Some(me) = self.me.upgrade() else { return };
-        let mut old = {
+        // One lock for the swap: the list is never seen empty meanwhile, and
+        // the replaced producers' counts move to the stream's totals.
+        let old = {
             let mut inner = self.lock();
-            inner.sources = sources.clone();
-            std::mem::take(&mut inner.producers)
+            let mut old = std::mem::take(&mut inner.producers);
+            inner.producers = sources
+                .iter()
+                .map(|url| match old.iter().position(|p| &p.url == url) {
+                    Some(i) => old.remove(i),
+                    None => Producer::new(&graph, &me, url.clone(), false),
+                })
+                .collect();
+            inner.sources = sources;
+            for p in &old {
+                inner.departed_producers.producer_left(p);
+            }
+            old
         };
-        let producers = sources
-            .iter()
-            .map(|url| match old.iter().position(|p| &p.url == url) {
-                Some(i) => old.remove(i),
-                None => Producer::new(&graph, &me, url.clone(), false),
-            })
-            .collect();
-        self.lock().producers = producers;
         for p in old {
             p.stop();
+        }
+    }
+
+    fn remove_passive(&self, producer: &Producer) {
+        let mut inner = self.lock();
+        if let Some(i) = inner.passive.iter().position(|p| p.id == producer.id) {
+            let p = inner.passive.remove(i);
+            inner.departed_producers.producer_left(&p);
         }
     }
 
@@ -719,6 +742,9 @@ impl Stream {
             let mut inner = self.lock();
             let mut p = std::mem::take(&mut inner.producers);
             p.append(&mut inner.passive);
+            for left in &p {
+                inner.departed_producers.producer_left(left);
+            }
             (p, std::mem::take(&mut inner.consumers))
         };
         for p in producers {
@@ -850,8 +876,7 @@ impl Stream {
     }
 
     /// Consumers listed and what they sent, including those that have left.
-    #[allow(dead_code)] // read by /api/metrics, which lands separately
-    pub fn consumer_totals(&self) -> ConsumerTotals {
+        pub fn consumer_totals(&self) -> ConsumerTotals {
         let consumers = self.lock().consumers.clone();
         let mut t = ConsumerTotals {
             count: 0,
@@ -895,6 +920,8 @@ impl Producer {
             tracks: RwLock::default(),
             bytes: AtomicU64::new(0),
             packets: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            restarts: AtomicU64::new(0),
         })
     }
 
@@ -926,6 +953,7 @@ impl Producer {
             }
             core.current_url.clone()
         };
+        self.note_start();
         self.open_url(url);
     }
 
@@ -969,6 +997,7 @@ impl Producer {
             return;
         }
         let generation = generation + 1;
+        self.note_failure();
         let (source, log) = {
             let mut core = self.lock_core();
             core.last_error = Some(reason.clone());
@@ -1004,7 +1033,7 @@ impl Producer {
         self.status.send_replace(Status::Failed(reason));
         if self.passive {
             if let Some(stream) = self.stream.upgrade() {
-                stream.lock().passive.retain(|p| p.id != self.id);
+                stream.remove_passive(self);
             }
             return;
         }
