@@ -306,6 +306,10 @@ async fn dispatch(ctx: &Ctx, remote: &str, path: &str, req: Request) -> Response
             }
             _ => text(StatusCode::BAD_REQUEST, "Method not allowed"),
         },
+        "/api/metrics" => match method {
+            Method::GET | Method::HEAD => crate::metrics::response(app),
+            _ => text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+        },
         "/api/exit" => exit(&method, &query),
         "/api/restart" => restart(app, &method),
         "/api/ws" => match axum::extract::ws::WebSocketUpgrade::from_request(req, &()).await {

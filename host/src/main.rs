@@ -9,6 +9,7 @@ mod graph;
 mod hostapi;
 mod loader;
 mod logging;
+mod metrics;
 mod origin;
 mod play;
 mod plugin_http;
