@@ -23,8 +23,8 @@ use tokio::sync::watch;
 
 use camrouter_plugin_api::gop::Gop;
 pub use filter::Filter;
-pub use totals::StreamTotals;
 use timeline::{ParamSets, Timeline};
+pub use totals::StreamTotals;
 
 /// Microseconds on the host's monotonic clock: the sources' `received_at_us`
 /// restart with each connection, so outages are measured here.
@@ -396,24 +396,14 @@ impl Graph {
             .remove(&id);
         let Some(entry) = entry else { return };
         entry.closed.store(true, Ordering::Relaxed);
-        let clients = std::mem::take(&mut *entry.lock_clients());
+        let clients = match entry.stream.upgrade() {
+            Some(stream) => stream.consumer_left(&entry),
+            None => std::mem::take(&mut *entry.lock_clients()),
+        };
         {
             let mut map = self.clients.lock().unwrap_or_else(|e| e.into_inner());
             for c in &clients {
                 map.remove(&c.id);
-            }
-        }
-        if let Some(stream) = entry.stream.upgrade() {
-            if entry.shared.load(Ordering::Relaxed) {
-                for c in &clients {
-                    stream.departed.add_client(&c.counters);
-                }
-            } else if !entry.is_internal_probe() {
-                stream.departed.add(
-                    entry.bytes.load(Ordering::Relaxed),
-                    entry.packets.load(Ordering::Relaxed),
-                    0,
-                );
             }
         }
         let routes = std::mem::take(&mut *entry.routes.lock().unwrap_or_else(|e| e.into_inner()));
@@ -432,8 +422,11 @@ impl Graph {
             return 0;
         };
         let id = self.next_id();
-        entry.shared.store(true, Ordering::Relaxed);
-        entry.lock_clients().push(Client { id, info, counters });
+        let client = Client { id, info, counters };
+        match entry.stream.upgrade() {
+            Some(stream) => stream.client_joined(&entry, client),
+            None => entry.lock_clients().push(client),
+        }
         self.clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -469,15 +462,9 @@ impl Graph {
             .remove(&id)
             .and_then(|w| w.upgrade());
         let Some(entry) = entry else { return };
-        let removed = {
-            let mut clients = entry.lock_clients();
-            clients
-                .iter()
-                .position(|c| c.id == id)
-                .map(|i| clients.remove(i))
-        };
-        if let (Some(c), Some(stream)) = (removed, entry.stream.upgrade()) {
-            stream.departed.add_client(&c.counters);
+        match entry.stream.upgrade() {
+            Some(stream) => stream.client_left(&entry, id),
+            None => entry.lock_clients().retain(|c| c.id != id),
         }
     }
 
@@ -876,8 +863,12 @@ impl Stream {
     }
 
     /// Consumers listed and what they sent, including those that have left.
-        pub fn consumer_totals(&self) -> ConsumerTotals {
-        let consumers = self.lock().consumers.clone();
+    pub fn consumer_totals(&self) -> ConsumerTotals {
+        // Under the lock that moves leaving consumers and clients to
+        // `departed` (see `totals`): each is counted once, never twice or not
+        // at all, so the totals never go down between two reads.
+        let inner = self.lock();
+        let consumers = &inner.consumers;
         let mut t = ConsumerTotals {
             count: 0,
             bytes: self.departed.bytes.load(Ordering::Relaxed),

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{ConsumerTotals, Graph, Producer, Status, Stream};
+use super::{Client, ConsumerEntry, ConsumerTotals, Graph, Producer, Status, Stream};
 
 /// A stream's producer side.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,6 +101,53 @@ impl Stream {
             }
         }
         t
+    }
+}
+
+/// Consumers and clients leave under the stream's lock, which
+/// `consumer_totals` reads under: their counts move to `departed` in the same
+/// step that takes them off the list.
+impl Stream {
+    /// Takes the consumer off the list; returns its clients.
+    pub(super) fn consumer_left(&self, entry: &ConsumerEntry) -> Vec<Client> {
+        let mut inner = self.lock();
+        let clients = std::mem::take(&mut *entry.lock_clients());
+        if entry.shared.load(Ordering::Relaxed) {
+            for c in &clients {
+                self.departed.add_client(&c.counters);
+            }
+        } else if !entry.is_internal_probe() {
+            self.departed.add(
+                entry.bytes.load(Ordering::Relaxed),
+                entry.packets.load(Ordering::Relaxed),
+                0,
+            );
+        }
+        inner.consumers.retain(|c| c.id != entry.id);
+        clients
+    }
+
+    pub(super) fn client_joined(&self, entry: &ConsumerEntry, client: Client) {
+        let _inner = self.lock();
+        // From its first client on, a consumer counts as its clients: what
+        // it had counted itself until then stays in the totals.
+        if !entry.shared.swap(true, Ordering::Relaxed) && !entry.is_internal_probe() {
+            self.departed.add(
+                entry.bytes.load(Ordering::Relaxed),
+                entry.packets.load(Ordering::Relaxed),
+                0,
+            );
+        }
+        entry.lock_clients().push(client);
+    }
+
+    pub(super) fn client_left(&self, entry: &ConsumerEntry, id: u64) {
+        let _inner = self.lock();
+        let mut clients = entry.lock_clients();
+        if let Some(i) = clients.iter().position(|c| c.id == id) {
+            let c = clients.remove(i);
+            self.departed.add_client(&c.counters);
+        }
     }
 }
 
