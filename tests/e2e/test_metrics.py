@@ -87,9 +87,9 @@ def test_metrics_follow_two_readers_of_a_camera(server_factory, camera_factory):
         first = scrape(s)
         listed = s.get_json("/api/streams")["cam"]
         assert value(first, "camrouter_stream_producers", stream="cam") == 1
-        # As many as /api/streams lists.
-        assert value(first, "camrouter_stream_consumers", stream="cam") == len(listed["consumers"])
-        assert value(first, "camrouter_stream_consumers", stream="cam") >= 1
+        # Each reader is a consumer, as /api/streams lists them.
+        assert value(first, "camrouter_stream_consumers", stream="cam") == 2
+        assert len(listed["consumers"]) == 2
         names = ["received_bytes", "received_packets", "sent_bytes", "sent_packets"]
         before = {n: value(first, f"camrouter_stream_{n}_total", stream="cam") for n in names}
         assert all(v > 0 for v in before.values()), before
@@ -106,7 +106,13 @@ def test_metrics_follow_two_readers_of_a_camera(server_factory, camera_factory):
             r.kill()
             r.wait()
 
+    # Readers that left keep their counts in the stream's totals.
+    assert wait_until(
+        lambda: value(scrape(s), "camrouter_stream_consumers", stream="cam") == 0, timeout=10
+    )
     fams = scrape(s)
+    for n in names:
+        assert value(fams, f"camrouter_stream_{n}_total", stream="cam") > before[n], n
     # Credentials and URLs are in no label (nor anywhere in the text).
     for f in fams:
         for smp in f.samples:
