@@ -43,7 +43,7 @@ class Camera:
 
     def __init__(self, workdir, *, user=None, password=None, auth=None,
                  video="h264", audio="aac", size="640x360", fps=25,
-                 backchannel=None, path="/cam", port=None):
+                 backchannel=None, path="/cam", port=None, config_interval=1):
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.user, self.password = user, password
@@ -56,6 +56,7 @@ class Camera:
         self.args = [
             "--port", str(self.port), "--video", video, "--audio", audio,
             "--size", size, "--fps", str(fps), "--path", self.path,
+            "--config-interval", str(config_interval),
         ]
         if user is not None:
             self.args += ["--user", user, "--password", password or ""]

@@ -39,11 +39,11 @@ VIDEO = {
     "h264": (
         "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate=1000 "
         "! video/x-h264,profile=baseline "
-        "! rtph264pay name=pay0 pt=96 config-interval=1"
+        "! rtph264pay name=pay0 pt=96 config-interval={ci}"
     ),
     "h265": (
         "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate=1000 "
-        "! rtph265pay name=pay0 pt=96 config-interval=1"
+        "! rtph265pay name=pay0 pt=96 config-interval={ci}"
     ),
     "mjpeg": "jpegenc quality=70 ! rtpjpegpay name=pay0 pt=26",
 }
@@ -76,7 +76,7 @@ def launch_line(args):
         "! clockoverlay halignment=right valignment=top font-desc=\"Sans 18\" "
         "time-format=\"%H:%M:%S\" "
         "! videoconvert ! video/x-raw,format=I420 "
-        "! " + VIDEO[args.video].format(gop=args.fps * 2)
+        "! " + VIDEO[args.video].format(gop=args.fps * 2, ci=args.config_interval)
     ]
     if args.audio != "none":
         parts.append(
@@ -106,6 +106,8 @@ def main():
     p.add_argument("--fps", type=int, default=25)
     p.add_argument("--onvif-backchannel", metavar="OUT_FILE")
     p.add_argument("--path", default="/cam")
+    # 0: parameter sets only in the SDP, as some cameras do.
+    p.add_argument("--config-interval", type=int, default=1)
     args = p.parse_args()
     if not args.path.startswith("/"):
         args.path = "/" + args.path

@@ -185,3 +185,68 @@ def test_reader_moves_to_the_next_source_when_the_first_stays_down(
     assert all(b > a for a, b in zip(apts, apts[1:])), "audio pts go back"
     assert apts[-1] > pts[0] + 9, "audio moved to the spare too"
     assert "consumers moved to the next source" in s.output()
+
+
+def _set_camera_arg(cam, flag, value):
+    cam.args[cam.args.index(flag) + 1] = value
+
+
+def test_camera_back_with_another_resolution_continues_in_band(
+        server_factory, camera_factory, tmp_path):
+    # Parameter sets only in the SDP, as some cameras send them: the reader
+    # (whose SDP still has the old ones) learns the new ones only from the
+    # keyframes camrouter sends it.
+    cam = camera_factory(audio="none", fps=25, size="640x360", config_interval=0)
+    s = server_factory(f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    out = tmp_path / "rec.ts"
+    rec = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", f"{s.rtsp_url}/cam",
+         "-c", "copy", "-t", "8", "-f", "mpegts", "-y", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    assert wait_until(lambda: sent_bytes(s) > 100_000, timeout=20)
+    cam.kill()
+    _set_camera_arg(cam, "--size", "320x240")
+    cam.start()
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    r = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "frame=width,height", "-of", "csv=p=0", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )
+    sizes = [l.strip() for l in r.stdout.splitlines() if l.strip()]
+    # Decoded frames of both sizes: the new SPS reached the reader in band.
+    assert "640,360" in sizes and "320,240" in sizes, sorted(set(sizes))
+    assert sizes.index("320,240") > sizes.index("640,360")
+    assert sizes.count("320,240") > 50, sizes.count("320,240")
+
+
+def test_camera_back_with_another_codec_ends_its_readers_with_a_reason(
+        server_factory, camera_factory):
+    cam = camera_factory(audio="none", fps=25, video="h264")
+    s = server_factory(f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    rec = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", f"{s.rtsp_url}/cam",
+         "-c", "copy", "-f", "null", "-"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert wait_until(lambda: sent_bytes(s) > 100_000, timeout=20)
+        cam.kill()
+        _set_camera_arg(cam, "--video", "h265")
+        cam.start()
+        # The reader was given H.264; it is disconnected rather than fed H.265.
+        rec.wait(timeout=30)
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()
+    assert "codec changed from H264 to H265" in s.output(), s.output()
+    assert wait_until(lambda: s.get_json("/api/streams")["cam"]["consumers"] == [], timeout=10)
+    # A new reader gets the new codec.
+    r = subprocess.run(
+        ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_streams", "-of", "json",
+         f"{s.rtsp_url}/cam"], capture_output=True, text=True, timeout=30,
+    )
+    assert json.loads(r.stdout)["streams"][0]["codec_name"] == "hevc", r.stdout + r.stderr
