@@ -192,6 +192,8 @@ class RtspClient:
         self.session = None
         self.auth = None  # (scheme, params) from the last 401
         self.frames = {}
+        # Called with (channel, payload) for each interleaved frame.
+        self.on_frame = None
         self.lock = threading.Lock()
 
     def _authorization(self, method, uri):
@@ -247,6 +249,8 @@ class RtspClient:
             if len(self.buf) < 4 + n:
                 return False
             self.frames[ch] = self.frames.get(ch, 0) + 1
+            if self.on_frame:
+                self.on_frame(ch, self.buf[4:4 + n])
             self.buf = self.buf[4 + n:]
         return True
 

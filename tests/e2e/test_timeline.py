@@ -3,6 +3,7 @@ power sees one continuous timeline (what an NVR recording needs), and gets
 frames again about a second after the camera is back."""
 
 import json
+import struct
 import subprocess
 import time
 
@@ -250,3 +251,48 @@ def test_camera_back_with_another_codec_ends_its_readers_with_a_reason(
          f"{s.rtsp_url}/cam"], capture_output=True, text=True, timeout=30,
     )
     assert json.loads(r.stdout)["streams"][0]["codec_name"] == "hevc", r.stdout + r.stderr
+
+
+def test_rtp_sequence_ssrc_and_timestamps_continue_across_a_camera_restart(
+        server_factory, camera_factory):
+    from camera import RtspClient
+
+    cam = camera_factory(audio="none", fps=25)
+    s = server_factory(f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    c = RtspClient(f"{s.rtsp_url}/cam")
+    rtp = []  # (seq, timestamp, ssrc, wall time)
+    c.on_frame = lambda ch, p: ch == 0 and len(p) >= 12 and rtp.append(
+        (struct.unpack(">H", p[2:4])[0], struct.unpack(">I", p[4:8])[0],
+         struct.unpack(">I", p[8:12])[0], time.monotonic()))
+    try:
+        c.request("DESCRIBE", headers={"Accept": "application/sdp"})
+        c.request("SETUP", f"{s.rtsp_url}/cam/trackID=0",
+                  headers={"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
+        c.request("PLAY")
+
+        def read_until(pred, timeout):
+            deadline = time.monotonic() + timeout
+            while not pred() and time.monotonic() < deadline:
+                c.skip_frames()
+            return pred()
+
+        assert read_until(lambda: len(rtp) > 100, 20)
+        before = len(rtp)
+        cam.kill()
+        killed = time.monotonic()
+        time.sleep(3)  # the outage
+        cam.start()
+        assert read_until(lambda: any(w > killed + 3 for *_, w in rtp[before:])
+                          and len(rtp) > before + 100, 30), len(rtp)
+    finally:
+        c.close()
+    seqs = [r[0] for r in rtp]
+    assert len({r[2] for r in rtp}) == 1, "one SSRC across the restart"
+    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:])), "RTP sequence has a hole"
+    ts = [r[1] for r in rtp]
+    steps = [(b - a) % (1 << 32) for a, b in zip(ts, ts[1:])]
+    # Timestamps never go back (a step of more than 2^31 would be one), and
+    # the one big step is the outage in 90 kHz units.
+    assert max(steps) < 1 << 31, max(steps)
+    big = [d / 90000 for d in steps if d > 0.5 * 90000]
+    assert len(big) == 1 and 2.5 <= big[0] <= 6.0, big
