@@ -78,13 +78,13 @@ fn streams_section(out: &mut Exposition, streams: &[StreamTotals]) {
         (
             "camrouter_stream_consumers",
             Kind::Gauge,
-            "Clients and internal consumers (preload, play) reading the stream now.",
+            "Consumers of the stream now: each client (an RTSP session), preload, play.",
             |s| s.consumers.count,
         ),
         (
             "camrouter_stream_received_bytes_total",
             Kind::Counter,
-            "Payload bytes received from the stream's sources.",
+            "Media payload bytes received from the stream's sources.",
             |s| s.producers.bytes,
         ),
         (
@@ -96,19 +96,19 @@ fn streams_section(out: &mut Exposition, streams: &[StreamTotals]) {
         (
             "camrouter_stream_sent_bytes_total",
             Kind::Counter,
-            "Payload bytes sent to the stream's consumers.",
+            "Bytes sent to the stream's clients as written (RTSP: RTP with its framing).",
             |s| s.consumers.bytes,
         ),
         (
             "camrouter_stream_sent_packets_total",
             Kind::Counter,
-            "Packets (frames) sent to the stream's consumers.",
+            "Packets sent to the stream's clients (RTSP: RTP packets).",
             |s| s.consumers.packets,
         ),
         (
             "camrouter_stream_dropped_frames_total",
             Kind::Counter,
-            "Frames dropped for consumers that could not keep up.",
+            "Frames skipped for clients that could not keep up.",
             |s| s.consumers.dropped,
         ),
         (

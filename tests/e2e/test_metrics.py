@@ -4,13 +4,14 @@ library's parser, values checked against known traffic."""
 import base64
 import os
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from camera import camera_factory  # noqa: F401  (pytest fixture)
+from camera import RtspClient, camera_factory  # noqa: F401  (pytest fixture)
 from conftest import ROOT, wait_until
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -166,6 +167,41 @@ def test_restarts_counted_and_hidden_streams_left_out(server_factory):
     assert value(fams, "camrouter_stream_received_bytes_total", stream="pattern") > 0
     # The preload is a consumer.
     assert value(fams, "camrouter_stream_consumers", stream="pattern") == 1
+
+
+def test_frames_dropped_for_a_reader_that_stops_reading(server_factory):
+    # MJPEG at 50 fps: every frame is a keyframe and large, so the socket
+    # fills soon and the session falls MAX_PENDING (256) frames behind.
+    src = (
+        "exec:ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=640x360:rate=50 "
+        "-c:v mjpeg -q:v 2 -f mjpeg -"
+    )
+    s = server_factory(f"streams:\n  pattern: {src}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    url = f"{s.rtsp_url}/pattern"
+    c = RtspClient(url)
+    try:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        _, _, _, sdp = c.request("DESCRIBE", headers={"Accept": "application/sdp"})
+        control = next(l[len("a=control:"):] for l in sdp.decode().splitlines()
+                       if l.startswith("a=control:") and l != "a=control:*")
+        track = control if control.startswith("rtsp://") else f"{url}/{control}"
+        c.request("SETUP", uri=track, headers={"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
+        c.request("PLAY")
+        # From here on the client reads nothing.
+        assert wait_until(
+            lambda: (value(scrape(s), "camrouter_stream_dropped_frames_total", stream="pattern")
+                     or 0) > 0,
+            timeout=30,
+        ), s.output()
+        fams = scrape(s)
+        assert value(fams, "camrouter_stream_consumers", stream="pattern") == 1
+    finally:
+        c.close()
+    # The client left: its drops stay in the stream's total.
+    assert wait_until(
+        lambda: value(scrape(s), "camrouter_stream_consumers", stream="pattern") == 0, timeout=10
+    )
+    assert value(scrape(s), "camrouter_stream_dropped_frames_total", stream="pattern") > 0
 
 
 def test_metrics_behind_auth_and_allow_paths(server_factory):
