@@ -114,7 +114,7 @@ fn streams_section(out: &mut Exposition, streams: &[StreamTotals]) {
         (
             "camrouter_stream_producer_restarts_total",
             Kind::Counter,
-            "Starts of a source after it failed: reconnects, retries, respawns.",
+            "Starts of a source after it failed (reconnects, retries, respawns) and returning ingest publishers.",
             |s| s.producers.restarts,
         ),
     ];

@@ -404,3 +404,56 @@ fn sent_totals_never_go_down_while_consumers_come_and_go() {
     let scrapes = scraper.join().unwrap();
     assert!(scrapes > 0);
 }
+
+#[tokio::test]
+async fn a_publisher_that_comes_back_is_a_restart_and_keeps_its_counts() {
+    let g = Graph::new(tokio::runtime::Handle::current());
+    g.set_opener(Arc::new(TestOpener::default()));
+    g.set_stream("ingest", vec![]);
+    let publish = || {
+        let ev = g
+            .add_producer(
+                "ingest",
+                json!({"url": "rtsp://127.0.0.1/ingest"}),
+                SourceBox::from_value(Idle, TD_Opaque),
+            )
+            .unwrap();
+        ev.medias(RVec::from(vec![Media {
+            kind: MediaKind::Video,
+            direction: Direction::RecvOnly,
+            codecs: RVec::from(vec![Codec {
+                name: "H264".into(),
+                clock_rate: 90000,
+                ..Default::default()
+            }]),
+        }]));
+        ev
+    };
+    let first = publish();
+    first.packet(&frame(700, true));
+    let s = samples(&render(&app(g.clone())));
+    assert_eq!(s["camrouter_stream_producers{stream=\"ingest\"}"], "1");
+    assert_eq!(
+        s["camrouter_stream_producer_restarts_total{stream=\"ingest\"}"],
+        "0"
+    );
+    first.closed(RString::from("publisher left"));
+    let s = samples(&render(&app(g.clone())));
+    assert_eq!(s["camrouter_stream_producers{stream=\"ingest\"}"], "0");
+    assert_eq!(
+        s["camrouter_stream_received_bytes_total{stream=\"ingest\"}"],
+        "700"
+    );
+    let second = publish();
+    second.packet(&frame(300, true));
+    let s = samples(&render(&app(g.clone())));
+    assert_eq!(s["camrouter_stream_producers{stream=\"ingest\"}"], "1");
+    assert_eq!(
+        s["camrouter_stream_producer_restarts_total{stream=\"ingest\"}"],
+        "1"
+    );
+    assert_eq!(
+        s["camrouter_stream_received_bytes_total{stream=\"ingest\"}"],
+        "1000"
+    );
+}
