@@ -4,11 +4,9 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::serve::IncomingStream;
 use base64::Engine as _;
 use camrouter_plugin_api::url::query_pairs;
 use serde_json::{json, Value};
@@ -65,27 +63,9 @@ impl ApiSettings {
 }
 
 /// The client's address as go2rtc prints it (unix-socket clients are `@`),
-/// and the listener it came through.
+/// and the listener it came through; `serve` puts it in each request.
 #[derive(Clone, Debug)]
 pub struct RemoteAddr(pub String, pub Via);
-
-impl<'a> Connected<IncomingStream<'a, tokio::net::TcpListener>> for RemoteAddr {
-    fn connect_info(s: IncomingStream<'a, tokio::net::TcpListener>) -> Self {
-        RemoteAddr(s.remote_addr().to_string(), Via::Tcp)
-    }
-}
-
-impl<'a> Connected<IncomingStream<'a, crate::tls::TlsListener>> for RemoteAddr {
-    fn connect_info(s: IncomingStream<'a, crate::tls::TlsListener>) -> Self {
-        RemoteAddr(s.remote_addr().to_string(), Via::Tls)
-    }
-}
-
-impl<'a> Connected<IncomingStream<'a, tokio::net::UnixListener>> for RemoteAddr {
-    fn connect_info(_: IncomingStream<'a, tokio::net::UnixListener>) -> Self {
-        RemoteAddr("@".into(), Via::Unix)
-    }
-}
 
 #[derive(Clone)]
 pub struct Ctx {

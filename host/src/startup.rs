@@ -16,6 +16,7 @@ use crate::graph::Graph;
 use crate::hostapi::HostImpl;
 use crate::loader::{self, LoadedPlugin, Registry, RegistryOpener};
 use crate::logging::{HostSubscriber, Logger, Settings};
+use crate::serve;
 use crate::Args;
 
 /// First-party plugins linked into a bundled binary.
@@ -230,6 +231,8 @@ fn known_sections(registry: &Registry) -> camrouter_config::Known {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Before any thread starts; the listeners size their caps from it.
+    let fd_limit = camrouter_plugin_api::conn::raise_fd_limit();
     let logger = Logger::new(Settings::default());
     let _ = tracing::subscriber::set_global_default(HostSubscriber(logger.clone()));
 
@@ -256,6 +259,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(p) = &config_path {
         tracing::info!(target: "app", path = %std::path::absolute(p).unwrap_or_else(|_| p.clone()).display(), "config");
     }
+    tracing::debug!(target: "app", fd_limit, "open files limit");
     for w in loaded.warnings.iter().chain(&log_warnings) {
         tracing::warn!(target: "app", "{w}");
     }
@@ -371,18 +375,12 @@ async fn serve_api(app: Arc<App>, cfg: &Value) -> anyhow::Result<()> {
         Some(Value::Null) | None => ":1984".to_string(),
         Some(other) => other.to_string(),
     };
-    let svc = router.into_make_service_with_connect_info::<api::RemoteAddr>();
     if !listen.is_empty() {
         let l = tokio::net::TcpListener::bind(listen_addr(&listen))
             .await
             .with_context(|| format!("api: listen {listen}"))?;
         tracing::info!(target: "api", addr = %listen, "listen");
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, svc).await {
-                tracing::error!(target: "api", "serve: {e}");
-            }
-        });
+        tokio::spawn(serve::run(serve::Listener::Tcp(l), router.clone()));
     }
     if let Some(path) = cfg
         .get("unix_listen")
@@ -393,12 +391,7 @@ async fn serve_api(app: Arc<App>, cfg: &Value) -> anyhow::Result<()> {
         let l = tokio::net::UnixListener::bind(path)
             .with_context(|| format!("api: unix_listen {path}"))?;
         tracing::info!(target: "api", addr = %path, "listen");
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, svc).await {
-                tracing::error!(target: "api", "serve: {e}");
-            }
-        });
+        tokio::spawn(serve::run(serve::Listener::Unix(l), router.clone()));
     }
     if let Some(tls) = cfg
         .get("tls_listen")
@@ -415,13 +408,9 @@ async fn serve_api(app: Arc<App>, cfg: &Value) -> anyhow::Result<()> {
         let tcp = tokio::net::TcpListener::bind(listen_addr(tls))
             .await
             .with_context(|| format!("api: tls_listen {tls}"))?;
-        let l = crate::tls::TlsListener::new(tcp, config)?;
         tracing::info!(target: "api", addr = %tls, "listen tls");
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, svc).await {
-                tracing::error!(target: "api", "serve: {e}");
-            }
-        });
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(serve::run(serve::Listener::Tls(tcp, acceptor), router));
     }
     Ok(())
 }

@@ -17,8 +17,18 @@ use crate::app::App;
 static CONN_IDS: AtomicU64 = AtomicU64::new(1);
 const WS_QUEUE: usize = 256;
 
+/// Incoming messages are JSON (SDP offers, candidates) or talk-back audio.
+const MAX_MESSAGE: usize = 1 << 20;
+
 pub fn upgrade(app: Arc<App>, up: WebSocketUpgrade, query: String) -> Response {
-    up.on_upgrade(move |socket| run(app, socket, query))
+    // The library's default reserves a 128 KiB read buffer per connection;
+    // an idle client should cost a few KB (go2rtc reads with 4 KiB too).
+    // Reads larger than this are still taken, in several steps.
+    up.read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| run(app, socket, query))
 }
 
 struct HostWsSender(mpsc::Sender<Message>);

@@ -6,6 +6,7 @@
 
 pub mod abi;
 pub mod cmd;
+pub mod conn;
 pub mod gop;
 pub mod log;
 #[cfg(feature = "media")]

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import http.server
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -14,7 +15,7 @@ import time
 import aiohttp
 import websockets
 
-from conftest import BIN, ROOT, free_port
+from conftest import BIN, ROOT, free_port, wait_until
 
 YAML = {"Content-Type": "application/yaml"}
 
@@ -398,3 +399,101 @@ def test_alias_bomb_in_config_file_stops_the_start(tmp_path):
     )
     assert r.returncode == 1, r.stdout + r.stderr
     assert "camrouter.yaml" in r.stderr and "excessive aliasing" in r.stderr, r.stderr
+
+
+# --- 4. Connections are bounded ----------------------------------------------
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def open_idle(port, n, sources=50):
+    """`n` TCP connections that never send a byte, from `sources` loopback
+    addresses (127.0.0.2, ...), so that the global cap is reached before the
+    per-address one (those the server closes early just count as opened)."""
+    socks = []
+    for i in range(n):
+        try:
+            socks.append(
+                socket.create_connection(("127.0.0.1", port), timeout=2, source_address=(f"127.0.0.{2 + i % sources}", 0))
+            )
+        except TimeoutError:
+            break  # the server stopped accepting (its backlog is full)
+        except OSError:
+            pass
+    return socks
+
+
+def rtsp_options(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.sendall(f"OPTIONS rtsp://127.0.0.1:{port}/ RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode())
+        return c.recv(4096)
+
+
+def test_idle_connections_cannot_stop_the_api_or_rtsp(server_factory):
+    """1100 idle connections to the API and 1100 to RTSP, the server under
+    `prlimit --nofile=1024`: both still answer at once, the log is not
+    flooded, and the idle connections are closed after the header timeout."""
+    s = server_factory("api:\n  listen: 127.0.0.1:{port}\nstreams:\n  cam: exec:true\n")
+    s.args = ["--nofile=1024", str(s.binary), *s.args]
+    s.binary = "prlimit"
+    s.start()
+    assert s.get_json("/api/streams")
+    base_fds = fd_count(s.proc.pid)
+    socks = open_idle(s.port, 1100) + open_idle(s.rtsp_port, 1100)
+    try:
+        t0 = time.monotonic()
+        status, body, _ = s.request("GET", "/api/streams")
+        assert status == 200 and "cam" in json.loads(body)
+        assert rtsp_options(s.rtsp_port).startswith(b"RTSP/1.0 200 OK")
+        assert time.monotonic() - t0 < 5
+        # Nobody sent a request: after the 5 s header timeout they are closed.
+        assert wait_until(lambda: fd_count(s.proc.pid) < base_fds + 20, timeout=20), fd_count(s.proc.pid)
+        assert s.get_json("/api/streams")
+    finally:
+        for c in socks:
+            c.close()
+    out = s.output()
+    assert "Too many open files" not in out or out.count("accept") <= 4, out[-3000:]
+    assert len(out.splitlines()) < 40, out[-3000:]
+
+
+def test_slow_request_headers_are_cut_off(server_factory):
+    s = server_factory("api:\n  listen: 127.0.0.1:{port}\n").start()
+    for port, start in ((s.port, b"GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\n"), (s.rtsp_port, b"OPTIONS rtsp://x/ RTSP/1.0\r\n")):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+            c.sendall(start)  # ... and never the blank line that ends the headers
+            t0 = time.monotonic()
+            try:
+                while c.recv(4096):
+                    pass
+            except (ConnectionResetError, TimeoutError):
+                pass
+            # Closed by the server (go2rtc's 5 s), not by our 30 s timeout.
+            assert time.monotonic() - t0 < 20, port
+
+
+def test_idle_websocket_costs_a_few_kb(server_factory):
+    s = server_factory("api:\n  listen: 127.0.0.1:{port}\nstreams:\n  cam: exec:true\n").start()
+
+    def rss_kb():
+        for line in open(f"/proc/{s.proc.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+    async def flow():
+        url = s.url.replace("http", "ws") + "/api/ws?src=cam"
+        warm = [await websockets.connect(url) for _ in range(20)]
+        before = rss_kb()
+        conns = [await websockets.connect(url) for _ in range(300)]
+        # Each answers: they are live connections, not queued ones.
+        await asyncio.gather(*(c.ping() for c in conns))
+        after = rss_kb()
+        for c in conns + warm:
+            await c.close()
+        return (after - before) / 300
+
+    per_conn = asyncio.run(flow())
+    # It was 136 KB (the WebSocket library's default 128 KiB read buffer).
+    assert per_conn < 16, f"{per_conn:.1f} KB per idle /api/ws connection"

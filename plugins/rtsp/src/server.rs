@@ -8,6 +8,9 @@ use std::sync::Arc;
 use camrouter_media::depay::Depacketizer;
 use camrouter_media::rtp::RtpPacket;
 use camrouter_media::sdp::{write_session, Direction as SdpDirection, MediaDescription, Session};
+use camrouter_plugin_api::conn::{
+    AcceptErrors, AcceptFailure, Pending, PendingConns, FIRST_REQUEST_TIMEOUT,
+};
 use camrouter_plugin_api::sdk::{Client, Host, Source, SourceEvents};
 use camrouter_plugin_api::{Direction, Media, MediaKind, Packet, RArc, RVec, FLAG_KEYFRAME};
 use serde_json::json;
@@ -27,6 +30,9 @@ use crate::Config;
 
 const SERVER_NAME: &str = "camrouter";
 const SESSION_TIMEOUT: u32 = 60;
+/// A connection that neither plays nor records is closed after this long
+/// without a request (the session timeout we announce).
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(SESSION_TIMEOUT as u64);
 
 pub struct Server {
     pub host: Host,
@@ -36,21 +42,34 @@ pub struct Server {
 }
 
 pub async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+    let pending = PendingConns::for_fd_limit();
+    let mut errors = AcceptErrors::default();
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
+                if let Some(line) = errors.ok() {
+                    tracing::info!("rtsp: {line}");
+                }
                 let _ = tcp.set_nodelay(true);
                 let s = server.clone();
+                let slot = pending.admit(Some(peer.ip()));
                 tokio::spawn(async move {
-                    if let Err(e) = serve(s, tcp, peer).await {
+                    if let Err(e) = serve(s, tcp, peer, slot).await {
                         tracing::debug!(remote = %peer, "rtsp: {e}");
                     }
                 });
             }
-            Err(e) => {
-                tracing::warn!("rtsp: accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
+            Err(e) => match errors.failed(&e) {
+                AcceptFailure::Retry => {}
+                AcceptFailure::Wait { delay, log } => {
+                    if let Some(line) = log {
+                        tracing::warn!("rtsp: {line}");
+                    }
+                    // Out of descriptors: an idle client's is the one to give back.
+                    pending.evict_oldest();
+                    tokio::time::sleep(delay).await;
+                }
+            },
         }
     }
 }
@@ -122,7 +141,12 @@ impl Source for Publisher {
     }
 }
 
-async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
+async fn serve(
+    server: Arc<Server>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    slot: Pending,
+) -> std::io::Result<()> {
     let (mut rd, wr) = tcp.into_split();
     let writer = ConnWriter::new(
         wr,
@@ -141,12 +165,20 @@ async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> std::io
         closing: closing.clone(),
     };
     let mut decoder = Decoder::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    // Small until the client plays or records: idle connections are cheap.
+    let mut buf = vec![0u8; 4 * 1024];
+    let mut deadline = tokio::time::Instant::now() + FIRST_REQUEST_TIMEOUT;
+    let mut pending = true;
     let result = 'conn: loop {
         let n = tokio::select! {
             r = rd.read(&mut buf) => r,
             _ = closing.notified() => break Ok(()),
             _ = writer.gone.notified() => break Ok(()),
+            _ = slot.evicted() => break Ok(()),
+            _ = tokio::time::sleep_until(deadline), if pending || (conn.play.is_none() && conn.record.is_none()) => {
+                tracing::debug!(remote = %peer, "rtsp: closing a connection with no request for {:?}", if pending { FIRST_REQUEST_TIMEOUT } else { IDLE_TIMEOUT });
+                break Ok(());
+            }
         };
         let n = match n {
             Ok(0) => break Ok(()),
@@ -157,6 +189,11 @@ async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> std::io
         while let Some(item) = decoder.poll() {
             match item {
                 Ok(Item::Request(req)) => {
+                    if pending {
+                        pending = false;
+                        slot.release();
+                    }
+                    deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
                     let teardown = req.method == Method::Teardown;
                     let resp = conn.handle(req).await;
                     // PLAY's reply goes out before its first frame: the
@@ -164,6 +201,9 @@ async fn serve(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> std::io
                     writer.send_bytes(resp.0.to_bytes());
                     if let Some(start) = resp.1 {
                         start(&mut conn);
+                    }
+                    if (conn.play.is_some() || conn.record.is_some()) && buf.len() < 64 * 1024 {
+                        buf.resize(64 * 1024, 0);
                     }
                     if teardown {
                         break 'conn Ok(());
