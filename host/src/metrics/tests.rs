@@ -347,6 +347,80 @@ async fn scrape_of_100_streams() {
     );
 }
 
+/// Consumers and clients come and go while packets flow and scrapes run:
+/// no scrape may see a stream's sent totals lower than an earlier one.
+#[test]
+fn sent_totals_never_go_down_while_consumers_come_and_go() {
+    use camrouter_plugin_api::abi::ClientCounters;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let g = Graph::new(rt.handle().clone());
+    let opener = Arc::new(TestOpener::default());
+    g.set_opener(opener.clone());
+    let stream = g.set_stream("cam", vec!["test:a".into()]);
+    let filter = Filter::parse("video").unwrap();
+    // One consumer stays, so the source keeps running.
+    rt.block_on(g.attach(
+        g.next_id(),
+        "cam",
+        &filter,
+        ConsumerSink::Internal(None),
+        json!({}),
+    ))
+    .unwrap();
+    let ev = opener.last("test:a");
+    let done = Arc::new(AtomicBool::new(false));
+    let pump = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                ev.packet(&frame(100, false));
+            }
+        })
+    };
+    let scraper = {
+        let (done, stream) = (done.clone(), stream.clone());
+        std::thread::spawn(move || {
+            let mut last = stream.consumer_totals();
+            let mut scrapes = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                let t = stream.consumer_totals();
+                assert!(
+                    t.bytes >= last.bytes && t.packets >= last.packets,
+                    "went down: {last:?} -> {t:?}"
+                );
+                last = t;
+                scrapes += 1;
+            }
+            scrapes
+        })
+    };
+    for i in 0..30000u64 {
+        let id = g.next_id();
+        let c = rt
+            .block_on(g.attach(id, "cam", &filter, ConsumerSink::Internal(None), json!({})))
+            .unwrap();
+        if i % 2 == 0 {
+            // A shared consumer: its clients count, each with its own counters.
+            let counters = RArc::new(ClientCounters::default());
+            let client = g.add_client(c.id, json!({}), counters.clone());
+            counters.bytes.fetch_add(1000, Ordering::Relaxed);
+            counters.packets.fetch_add(1, Ordering::Relaxed);
+            g.remove_client(client);
+        }
+        g.detach(c.id);
+    }
+    done.store(true, Ordering::Relaxed);
+    pump.join().unwrap();
+    let scrapes = scraper.join().unwrap();
+    assert!(scrapes > 0);
+}
+
 #[tokio::test]
 async fn a_publisher_that_comes_back_is_a_restart_and_keeps_its_counts() {
     let g = Graph::new(tokio::runtime::Handle::current());
