@@ -131,7 +131,8 @@ pub async fn handle(
     if !policy.host_allowed(via, headers) {
         let host = headers
             .get(header::HOST)
-            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            .unwrap_or_default();
         policy.log_once(format!(
             "refused requests for host {host:?}: not a name of this server (DNS rebinding?); list it in api.allowed_hosts if it is one"
         ));

@@ -132,9 +132,9 @@ impl OriginPolicy {
     }
 
     /// Whether the `Host` header names this server: an IP literal,
-    /// `localhost`, one of the machine's names, or a name in
-    /// `api.allowed_hosts`. A request without `Host` (HTTP/1.0) is no
-    /// browser's.
+    /// `localhost`, one of the machine's names, a name no public DNS can
+    /// answer (see [`local_only_name`]), or a name in `api.allowed_hosts`.
+    /// A request without `Host` (HTTP/1.0) is no browser's.
     pub fn host_allowed(&self, via: Via, headers: &HeaderMap) -> bool {
         if via != Via::Tcp {
             return true;
@@ -147,8 +147,7 @@ impl OriginPolicy {
         };
         let (name, _) = split_authority(host);
         name.parse::<IpAddr>().is_ok()
-            || name == "localhost"
-            || name.ends_with(".localhost")
+            || local_only_name(&name)
             || self.machine.contains(&name)
             || self.allowed_hosts.iter().any(|a| {
                 a == "*"
@@ -252,6 +251,19 @@ impl OriginPolicy {
     }
 }
 
+/// A name a rebinding attacker cannot make a browser resolve, because public
+/// DNS never answers for it: a single label (a docker container or service,
+/// Home Assistant's add-on host names, `localhost`), or a name under a
+/// special-use domain resolved only on the local network (`.localhost`,
+/// `.local` for mDNS, `.home.arpa`, `.internal`). Reverse proxies such as
+/// Frigate's pass these in `Host`; rebinding needs a domain the attacker owns.
+fn local_only_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('.')
+        || [".localhost", ".local", ".home.arpa", ".internal"]
+            .iter()
+            .any(|d| name.ends_with(d))
+}
+
 fn fetch_site(headers: &HeaderMap) -> Option<&str> {
     headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
 }
@@ -288,6 +300,10 @@ mod tests {
             "cams.example.com:443",
             "home.arpa",
             "nvr.home.arpa",
+            "frigate:5000",
+            "ccab4aaf-frigate",
+            "nvr.local",
+            "go2rtc.internal",
         ] {
             assert!(ok(good), "{good}");
         }
