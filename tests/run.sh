@@ -34,9 +34,11 @@ if [ -z "$py" ]; then
   exit 1
 fi
 venv=tests/.venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import go2rtc_client, pytest' 2>/dev/null; then
-  "$py" -m venv "$venv"
+# (Re)installed when missing or when tests/requirements.txt changed since.
+if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/requirements.txt "$venv/requirements.txt"; then
+  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
   "$venv/bin/pip" install -q -r tests/requirements.txt
+  cp tests/requirements.txt "$venv/requirements.txt"
 fi
 
 cargo build --workspace
