@@ -14,7 +14,7 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -202,11 +202,18 @@ impl Drop for Pending {
     }
 }
 
+/// An error episode ends when accepting has worked for this long since the
+/// last failure. While descriptors run out, accepts fail and succeed by
+/// turns (each failure closes an idle connection, which lets one more in):
+/// that is one episode, not one per failure.
+const QUIET: Duration = Duration::from_secs(10);
+
 /// Accept errors of one listener: a backoff, and one log line per episode.
 #[derive(Default)]
 pub struct AcceptErrors {
     count: u64,
     delay: Duration,
+    last: Option<Instant>,
 }
 
 /// What the caller does after a failed accept.
@@ -224,16 +231,26 @@ pub enum AcceptFailure {
 impl AcceptErrors {
     /// An accept succeeded: returns the line that ends an error episode.
     pub fn ok(&mut self) -> Option<String> {
-        if self.count == 0 {
+        self.ok_at(Instant::now())
+    }
+
+    fn ok_at(&mut self, now: Instant) -> Option<String> {
+        self.delay = Duration::ZERO;
+        let last = self.last?;
+        if now.duration_since(last) < QUIET {
             return None;
         }
         let line = format!("accept: working again after {} failures", self.count);
         self.count = 0;
-        self.delay = Duration::ZERO;
+        self.last = None;
         Some(line)
     }
 
     pub fn failed(&mut self, e: &io::Error) -> AcceptFailure {
+        self.failed_at(e, Instant::now())
+    }
+
+    fn failed_at(&mut self, e: &io::Error, now: Instant) -> AcceptFailure {
         let per_connection = matches!(
             e.raw_os_error(),
             Some(libc::ECONNABORTED | libc::ECONNRESET | libc::EPROTO | libc::EPERM | libc::EINTR)
@@ -241,9 +258,11 @@ impl AcceptErrors {
         if per_connection {
             return AcceptFailure::Retry;
         }
+        let first = self.last.is_none();
         self.count += 1;
+        self.last = Some(now);
         self.delay = (self.delay * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let log = (self.count == 1)
+        let log = first
             .then(|| format!("accept: {e}; backing off (logged once until accept works again)"));
         AcceptFailure::Wait {
             delay: self.delay,
@@ -300,19 +319,24 @@ mod tests {
     fn accept_errors_log_once_per_episode() {
         let mut errs = AcceptErrors::default();
         let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let t0 = Instant::now();
         let mut logged = 0;
-        for _ in 0..50 {
-            match errs.failed(&emfile) {
+        // Out of descriptors, failures and successes by turns for 5 s.
+        for i in 0..500u64 {
+            let now = t0 + Duration::from_millis(10 * i);
+            match errs.failed_at(&emfile, now) {
                 AcceptFailure::Wait { delay, log } => {
                     assert!(delay <= Duration::from_secs(1));
                     logged += log.is_some() as usize;
                 }
                 AcceptFailure::Retry => panic!("EMFILE backs off"),
             }
+            assert!(errs.ok_at(now + Duration::from_millis(5)).is_none());
         }
         assert_eq!(logged, 1);
-        assert!(errs.ok().unwrap().contains("50 failures"));
-        assert!(errs.ok().is_none());
+        let line = errs.ok_at(t0 + Duration::from_secs(20)).unwrap();
+        assert!(line.contains("500 failures"), "{line}");
+        assert!(errs.ok_at(t0 + Duration::from_secs(21)).is_none());
         let aborted = io::Error::from_raw_os_error(libc::ECONNABORTED);
         assert!(matches!(errs.failed(&aborted), AcceptFailure::Retry));
     }

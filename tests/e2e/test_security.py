@@ -13,6 +13,7 @@ import threading
 import time
 
 import aiohttp
+import pytest
 import websockets
 
 from conftest import BIN, ROOT, free_port, wait_until
@@ -436,12 +437,15 @@ def rtsp_options(port):
         return c.recv(4096)
 
 
-def test_idle_connections_cannot_stop_the_api_or_rtsp(server_factory):
+@pytest.mark.parametrize("nofile", [1024, 64])
+def test_idle_connections_cannot_stop_the_api_or_rtsp(server_factory, nofile):
     """1100 idle connections to the API and 1100 to RTSP, the server under
     `prlimit --nofile=1024`: both still answer at once, the log is not
-    flooded, and the idle connections are closed after the header timeout."""
+    flooded, and the idle connections are closed after the header timeout.
+    With 64 descriptors the caps do not fit: accept fails with EMFILE, backs
+    off, closes idle connections, and logs that once."""
     s = server_factory("api:\n  listen: 127.0.0.1:{port}\nstreams:\n  cam: exec:true\n")
-    s.args = ["--nofile=1024", str(s.binary), *s.args]
+    s.args = [f"--nofile={nofile}", str(s.binary), *s.args]
     s.binary = "prlimit"
     s.start()
     assert s.get_json("/api/streams")
@@ -460,8 +464,9 @@ def test_idle_connections_cannot_stop_the_api_or_rtsp(server_factory):
         for c in socks:
             c.close()
     out = s.output()
-    assert "Too many open files" not in out or out.count("accept") <= 4, out[-3000:]
-    assert len(out.splitlines()) < 40, out[-3000:]
+    # At most one line per listener for the episode (and one when it ends).
+    assert out.count("Too many open files") <= 2, out[-3000:]
+    assert len(out.splitlines()) < 20, out[-3000:]
 
 
 def test_slow_request_headers_are_cut_off(server_factory):
