@@ -1,0 +1,130 @@
+//! Writes fMP4 from the real ffmpeg output in `testdata/` and lets ffprobe
+//! read it back: codec, size, frame count and that every frame decodes.
+//! Skipped (with a note) where ffprobe is not installed.
+
+use std::process::Command;
+
+use camrouter_media::fmp4::{Fmp4Writer, Sample};
+use camrouter_media::{CodecInfo, Frame, PipeDemuxer, PipeEvent};
+
+fn demux(name: &str) -> (Vec<CodecInfo>, Vec<Frame>) {
+    let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut d = PipeDemuxer::new();
+    d.push(&data);
+    d.finish();
+    let (mut tracks, mut frames) = (Vec::new(), Vec::new());
+    while let Some(ev) = d.poll() {
+        match ev.unwrap() {
+            PipeEvent::Tracks(t) => tracks = t,
+            PipeEvent::Frame(f) => frames.push(f),
+        }
+    }
+    (tracks, frames)
+}
+
+/// The fMP4 bytes: init, then one fragment per frame. Elementary streams
+/// have no timestamps: 25 fps is assumed.
+fn mux(tracks: &[CodecInfo], frames: &[Frame]) -> Vec<u8> {
+    let mut w = Fmp4Writer::new(tracks).unwrap();
+    let mut out = w.init_segment();
+    let mut count = vec![0i64; tracks.len()];
+    for f in frames {
+        let ts = f
+            .pts
+            .unwrap_or(count[f.track] * i64::from(tracks[f.track].clock_rate) / 25);
+        count[f.track] += 1;
+        let s = Sample {
+            dts: ts,
+            pts: ts,
+            keyframe: f.keyframe,
+            arrival_us: 0,
+            data: &f.data,
+        };
+        w.write_fragment(f.track, &s, &mut out).unwrap();
+    }
+    out
+}
+
+/// `ffprobe -count_frames` per stream: (codec, width, height, frames).
+fn probe(data: &[u8], tag: &str) -> Option<Vec<(String, u64, u64, u64)>> {
+    let path =
+        std::env::temp_dir().join(format!("camrouter-fmp4-{}-{tag}.mp4", std::process::id()));
+    std::fs::write(&path, data).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("stream=codec_name,width,height,nb_read_frames")
+        .args(["-of", "csv=p=0"])
+        .arg(&path)
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("ffprobe not run ({e}): skipped");
+            return None;
+        }
+    };
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    Some(
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                let n = |s: &str| s.parse::<u64>().unwrap_or(0);
+                // Audio streams have no width/height columns.
+                match f.as_slice() {
+                    [c, w, h, n_] => (c.to_string(), n(w), n(h), n(n_)),
+                    [c, n_] => (c.to_string(), 0, 0, n(n_)),
+                    _ => panic!("ffprobe line {l}"),
+                }
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn h264_and_aac_from_mpegts() {
+    let (tracks, frames) = demux("ts_h264_aac.ts");
+    let Some(streams) = probe(&mux(&tracks, &frames), "ts") else {
+        return;
+    };
+    assert_eq!(
+        streams,
+        [
+            ("h264".to_string(), 320, 240, 10),
+            ("aac".to_string(), 0, 0, 20)
+        ]
+    );
+}
+
+#[test]
+fn h265_elementary() {
+    let (tracks, frames) = demux("hevc_320x240.hevc");
+    let Some(streams) = probe(&mux(&tracks, &frames), "hevc") else {
+        return;
+    };
+    assert_eq!(streams, [("hevc".to_string(), 320, 240, 10)]);
+}
+
+#[test]
+fn h264_1080p_elementary() {
+    let (tracks, frames) = demux("h264_1920x1080.h264");
+    let Some(streams) = probe(&mux(&tracks, &frames), "h264") else {
+        return;
+    };
+    assert_eq!(streams, [("h264".to_string(), 1920, 1080, 3)]);
+}
+
+#[test]
+fn aac_alone() {
+    let (tracks, frames) = demux("aac_44100_stereo.aac");
+    let Some(streams) = probe(&mux(&tracks, &frames), "aac") else {
+        return;
+    };
+    assert_eq!(streams, [("aac".to_string(), 0, 0, 23)]);
+}
