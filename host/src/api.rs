@@ -293,10 +293,21 @@ async fn dispatch(ctx: &Ctx, remote: &str, path: &str, req: Request) -> Response
         },
         "/api/exit" => exit(&method, &query),
         "/api/restart" => restart(app, &method),
-        "/api/ws" => match axum::extract::ws::WebSocketUpgrade::from_request(req, &()).await {
-            Ok(up) => ws::upgrade(app.clone(), up, query),
-            Err(e) => e.into_response(),
-        },
+        "/api/ws" => {
+            let peer = ws::Peer {
+                remote_addr: remote.to_string(),
+                user_agent: req
+                    .headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            match axum::extract::ws::WebSocketUpgrade::from_request(req, &()).await {
+                Ok(up) => ws::upgrade(app.clone(), up, query, peer),
+                Err(e) => e.into_response(),
+            }
+        }
         p if app.registry.route(p).is_some() => {
             plugin_http::dispatch(app, p, remote, &query, req).await
         }

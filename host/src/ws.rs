@@ -20,7 +20,14 @@ const WS_QUEUE: usize = 256;
 /// Incoming messages are JSON (SDP offers, candidates) or talk-back audio.
 const MAX_MESSAGE: usize = 1 << 20;
 
-pub fn upgrade(app: Arc<App>, up: WebSocketUpgrade, query: String) -> Response {
+/// Who is on the other end, passed to plugins with each message
+/// (`remote_addr`, `user_agent`) for their consumer records.
+pub struct Peer {
+    pub remote_addr: String,
+    pub user_agent: String,
+}
+
+pub fn upgrade(app: Arc<App>, up: WebSocketUpgrade, query: String, peer: Peer) -> Response {
     // The library's default reserves a 128 KiB read buffer per connection;
     // an idle client should cost a few KB (go2rtc reads with 4 KiB too).
     // Reads larger than this are still taken, in several steps.
@@ -28,7 +35,7 @@ pub fn upgrade(app: Arc<App>, up: WebSocketUpgrade, query: String) -> Response {
         .write_buffer_size(0)
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| run(app, socket, query))
+        .on_upgrade(move |socket| run(app, socket, query, peer))
 }
 
 struct HostWsSender(mpsc::Sender<Message>);
@@ -55,7 +62,7 @@ fn status<T>(r: Result<(), mpsc::error::TrySendError<T>>) -> SendStatus {
     }
 }
 
-async fn run(app: Arc<App>, mut socket: WebSocket, query: String) {
+async fn run(app: Arc<App>, mut socket: WebSocket, query: String, peer: Peer) {
     let conn = CONN_IDS.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::channel::<Message>(WS_QUEUE);
     let sender = RArc::new(HostWsSender(tx.clone()));
@@ -76,12 +83,19 @@ async fn run(app: Arc<App>, mut socket: WebSocket, query: String) {
                         continue;
                     }
                 };
+                if !parsed.is_object() {
+                    // Indexing a non-object below would panic the connection's task.
+                    let _ = tx.try_send(error_msg("ws: bad message: not a JSON object"));
+                    continue;
+                }
                 let ty = parsed.get("type").and_then(|t| t.as_str()).unwrap_or("");
                 // The stream name from the URL travels with the message.
                 let mut routed = parsed.clone();
                 if routed.get("src").is_none() {
                     routed["query"] = serde_json::Value::String(query.clone());
                 }
+                routed["remote_addr"] = serde_json::Value::String(peer.remote_addr.clone());
+                routed["user_agent"] = serde_json::Value::String(peer.user_agent.clone());
                 match app.registry.ws_handler(ty) {
                     Some(i) => {
                         used.insert(i);
