@@ -3,6 +3,7 @@
 WebSocket client, from the GStreamer camera."""
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -10,7 +11,7 @@ import time
 from websockets.sync.client import connect
 
 from camera import camera_factory  # noqa: F401
-from conftest import wait_until
+from conftest import ROOT, wait_until
 
 MSE_CODECS = "avc1.640029,avc1.64002A,avc1.640033,hvc1.1.6.L153.B0,mp4a.40.2,mp4a.40.5,flac,opus"
 
@@ -243,3 +244,51 @@ def test_ws_message_that_is_not_an_object(server_factory, camera_factory):
             assert m == {"type": "error", "value": "ws: bad message: not a JSON object"}, m
         ws.send(json.dumps({"type": "mse", "value": "avc1.640029"}))
         assert json.loads(ws.recv(timeout=20))["type"] == "mse"
+
+
+def test_chromium_plays_mse(server_factory, camera_factory, tmp_path):
+    """Headless Chromium plays the camera with MSE from a page served by
+    camrouter (`api.static_dir`, same origin as /api/ws)."""
+    cam = camera_factory(audio="aac")
+    www = tmp_path / "www"
+    www.mkdir()
+    shutil.copy(ROOT / "tests/browser/mse.html", www / "mse.html")
+    s = server_factory(
+        f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n  static_dir: {www}\n"
+    ).start()
+    r = subprocess.run(
+        ["node", str(ROOT / "tests/browser/visit.mjs"), f"{s.url}/mse.html?src=cam&video=all&audio=all"],
+        capture_output=True, text=True, timeout=90,
+    )
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(r.stdout)
+    print("\nchromium:", seen)
+    assert seen["errors"] == [], seen
+    assert seen["type"].startswith('video/mp4; codecs="avc1.'), seen
+    assert (seen["width"], seen["height"]) == (640, 360), seen
+    assert seen["currentTime"] > 1.0 and seen["decoded"] > 10, seen
+
+
+def test_opus_and_mpegts_exec_source(server_factory, camera_factory, tmp_path):
+    """Opus goes into MP4 with `mp4=all` (go2rtc's default leaves it out),
+    and an `exec:` ffmpeg MPEG-TS source plays as stream.mp4."""
+    cam = camera_factory(audio="opus")
+    exec_ts = ("exec:ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=25 "
+               "-f lavfi -i sine=frequency=440:sample_rate=48000 -c:v libx264 -g 25 -pix_fmt yuv420p "
+               "-c:a aac -f mpegts -")
+    s = server_factory(
+        f"streams:\n  cam: {cam.url}\n  ts: {exec_ts}\napi:\n  listen: 127.0.0.1:{{port}}\n"
+    ).start()
+    status, body, headers = s.request("GET", "/api/stream.mp4?src=cam&mp4=all&duration=2")
+    assert status == 200, body
+    assert headers["content-type"].endswith(',opus"'), headers
+    a = probe_bytes(body, tmp_path, "opus.mp4")["audio"]
+    assert a["codec_name"] == "opus" and int(a["nb_read_frames"]) > 20, a
+    status, body, headers = s.request("GET", "/api/stream.mp4?src=cam&duration=1")
+    assert "opus" not in headers["content-type"]
+    status, body, headers = s.request("GET", "/api/stream.mp4?src=ts&duration=3")
+    assert status == 200, body
+    streams = probe_bytes(body, tmp_path, "ts.mp4")
+    assert (streams["video"]["codec_name"], streams["video"]["width"]) == ("h264", 320)
+    assert streams["audio"]["codec_name"] == "aac"
+    assert int(streams["video"]["nb_read_frames"]) >= 40
