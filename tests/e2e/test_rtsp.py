@@ -170,7 +170,11 @@ def test_two_way_audio_to_onvif_camera(server_factory, camera_factory, tmp_path)
          "-t", "10", "-c:a", "pcm_s16le", str(tone)],
         check=True, timeout=60,
     )
-    s = server_factory(f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n").start()
+    # Local files through the API only from a directory the config allows.
+    s = server_factory(
+        f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n"
+        f"ffmpeg:\n  allow_dirs: [{tmp_path}]\n"
+    ).start()
     info = s.get_json("/api/streams?src=cam&video=all&audio=all&microphone")
     assert "audio, sendonly, PCMU/8000" in info["producers"][0]["medias"]
     status, body, _ = s.request("POST", f"/api/streams?dst=cam&src=ffmpeg:{tone}%23audio=pcmu")
