@@ -30,6 +30,7 @@ fn bundled() -> Vec<PluginRoot_Ref> {
         v.push(camrouter_expr::module());
         v.push(camrouter_ffmpeg::module());
         v.push(camrouter_mp4::module());
+        v.push(camrouter_mjpeg::module());
     }
     v
 }
