@@ -65,6 +65,32 @@ def test_ffmpeg_filter_that_writes_a_file_is_refused(server_factory, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "kind",
+    ["label", "two_drawtexts"],
+)
+def test_ffmpeg_filter_hidden_by_quotes_writes_no_file(server_factory, tmp_path, kind):
+    """ffmpeg honours quotes inside `[labels]`, and the builder joins several
+    `#drawtext` values with `,`: a quote that a check of each value alone
+    takes as text ends in ffmpeg before `metadata=…:file=`, which writes its
+    file. Both wrote the file before the check parsed labels as ffmpeg does
+    and refused graphs ending inside a quote."""
+    target = tmp_path / "pwned.txt"
+    s = server_factory(
+        "streams:\n  cam: ffmpeg:virtual?video&size=160x120#video=h264\n" + API
+    ).start()
+    meta = f"metadata=mode=print:file={target}"
+    src = {
+        "label": f"ffmpeg:cam#video=h264#drawtext=text=hi[x'],null=a'],{meta}",
+        "two_drawtexts": f"ffmpeg:cam#video=h264#drawtext=text='a#drawtext=text=b'x,{meta}",
+    }[kind]
+    status, body, _ = put_stream(s, "pwn", src)
+    probe_api(s, "pwn")
+    assert not target.exists()
+    assert status == 400, (status, body)
+    assert b"refused" in body, body
+
+
+@pytest.mark.parametrize(
     "src",
     [
         "ffmpeg:virtual?video#video=h264#raw=-y",

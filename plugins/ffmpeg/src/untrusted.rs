@@ -247,6 +247,15 @@ fn check_device(query: &str) -> Result<(), Refused> {
 /// and `;`, `[label]`s around them, `name=options`; at both levels (graph and
 /// options) `'…'` quotes and `\` escapes.
 fn check_graph(graph: &str) -> Result<(), Refused> {
+    // The builder appends to what is checked here (`,` and the next
+    // `#drawtext`, drawtext's default text, `virtual`'s options): a graph
+    // that ends inside a quote or on an escape would swallow them and let a
+    // later, separately checked value end the quote and start a filter.
+    if !ends_clean(graph) {
+        return Err(refuse(format!(
+            "filter graph {graph:?}: unterminated quote or trailing backslash"
+        )));
+    }
     let mut rest = graph;
     loop {
         rest = skip_labels(rest.trim_start());
@@ -267,11 +276,29 @@ fn check_graph(graph: &str) -> Result<(), Refused> {
     }
 }
 
+/// ffmpeg reads a `[label]` with `av_get_token` up to `]`, so quotes and
+/// escapes count inside it: `[x'],movie=…']` is one label to a naive scan
+/// but a label and a filter to ffmpeg.
 fn skip_labels(mut s: &str) -> &str {
-    while let Some(r) = s.strip_prefix('[') {
-        s = r.find(']').map_or("", |i| &r[i + 1..]).trim_start();
+    while let Some(mut r) = s.strip_prefix('[') {
+        token(&mut r, "]");
+        s = r.strip_prefix(']').unwrap_or(r).trim_start();
     }
     s
+}
+
+/// Whether ffmpeg's tokenizer ends `s` outside quotes and not on a lone
+/// `\` (which it keeps, escaping whatever the builder appends next).
+fn ends_clean(s: &str) -> bool {
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.next().is_none() => return false,
+            '\'' if !chars.by_ref().any(|q| q == '\'') => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// ffmpeg's `av_get_token`: up to an unquoted, unescaped `term` character,
@@ -466,6 +493,13 @@ mod tests {
             "virtual?video=testsrc@x,movie@y=/etc/passwd#video=h264",
             "cam#video=h264#drawtext=/text=/etc/passwd",
             "virtual?video=color=/c=/etc/passwd#video=h264",
+            // quotes inside labels hide a filter from a scan up to `]`
+            "cam#video=h264#drawtext=text=hi[x'],null=a'],metadata=file=/tmp/x",
+            "virtual?video=testsrc[x'],null=a'],metadata=file=/tmp/x#video=h264",
+            // a quote left open by one #drawtext is closed by the next, after
+            // the builder joined them with `,`
+            "cam#video=h264#drawtext=text='a#drawtext=text=b'x,metadata=file=/tmp/x",
+            "cam#video=h264#drawtext=text=a\\#drawtext=text=b",
         ] {
             assert!(check_default(bad, &[]).is_err(), "{bad}");
         }
