@@ -251,3 +251,41 @@ def test_mjpeg_over_websocket(server_factory, camera_factory):
         assert p[:2] == b"\xff\xd8" and p[-2:] == b"\xff\xd9"
     assert len(listed) == 1, listed
     assert (listed[0]["format_name"], listed[0]["protocol"]) == ("mjpeg", "ws")
+
+
+def test_corrupt_h264_gets_an_error_or_a_picture_never_a_crash(server_factory, tmp_path):
+    """Slice data overwritten with noise (NAL headers and parameter sets
+    intact, so the stream still parses as H.264): every snapshot and the
+    transcoded stream answer, and the server stays up."""
+    clean = tmp_path / "clean.h264"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-frames:v", "100",
+         "-c:v", "libx264", "-g", "25", "-f", "h264", str(clean)], check=True, timeout=60)
+    data = bytearray(clean.read_bytes())
+    # Noise in every slice NAL (types 1 and 5), after its first bytes.
+    i, noisy = 0, 0
+    while True:
+        i = data.find(b"\x00\x00\x01", i)
+        if i < 0 or i + 4 >= len(data):
+            break
+        if data[i + 3] & 0x1F in (1, 5):
+            for k in range(i + 12, min(i + 400, len(data)), 7):
+                data[k] ^= 0x5A
+            noisy += 1
+        i += 3
+    assert noisy > 50
+    bad = tmp_path / "bad.h264"
+    bad.write_bytes(bytes(data))
+    src = f"exec:ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -f h264 -i {bad} -c copy -f h264 -"
+    s = server_factory(config({"bad": src})).start()
+    for q in ["src=bad", "src=bad&width=320", "src=bad&rotate=180"]:
+        status, body, _ = s.request("GET", f"/api/frame.jpeg?{q}")
+        assert status in (200, 500), (status, body[:200])
+        if status == 500:
+            assert b"h264" in body, body
+    # The transcoder skips what does not decode; its client stays served.
+    p = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "--max-time", "3",
+                        f"{s.url}/api/stream.mjpeg?src=bad"], capture_output=True, text=True)
+    assert "multipart/x-mixed-replace" in p.stdout, p.stdout
+    assert s.proc.poll() is None, s.output()[-2000:]
+    assert s.get_json("/api/streams?src=bad")["producers"], "the server still answers"

@@ -4,9 +4,9 @@
 //! cameras are decoded in-process (openh264), H.265 snapshots through ffmpeg.
 //! See README.md for URLs and params.
 
-mod decode;
+pub mod decode;
 mod hevc;
-mod params;
+pub mod params;
 mod snapshot;
 mod stream;
 mod transcode;

@@ -57,13 +57,14 @@ pub fn handle(state: &Arc<State>, request: HttpRequest, responder: Responder) {
         Ok(p) => p,
         Err(e) => return responder.text(400, &e),
     };
+    // A deleted stream's stored picture is never served.
+    if !state.host.stream_exists(&params.src) {
+        return responder.text(404, "stream not found");
+    }
     if let Some(max_age) = params.cache {
         if let Some(jpeg) = state.snapshots.cached(&params.src, max_age) {
             return send_jpeg(responder, jpeg.to_vec());
         }
-    }
-    if !state.host.stream_exists(&params.src) {
-        return responder.text(404, "stream not found");
     }
     let info = crate::client_info(&request, "jpeg");
     let st = state.clone();
