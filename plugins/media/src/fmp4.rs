@@ -5,7 +5,8 @@
 //!
 //! Frames come in the canonical form (DESIGN.md §4): H.264/H.265 access units
 //! as 4-byte length-prefixed NAL units, which is exactly an MP4 sample; AAC
-//! raw frames; Opus packets. Sans-IO: bytes in, bytes out, the caller owns the
+//! raw frames; Opus packets. G.711 and 16-bit PCM go in as FLAC (verbatim
+//! frames), as go2rtc writes them, since MP4 players and MSE take no G.711. Sans-IO: bytes in, bytes out, the caller owns the
 //! clock and the socket.
 
 use crate::adts::{AudioSpecificConfig, SAMPLES_PER_FRAME, SAMPLE_RATES};
@@ -13,6 +14,7 @@ use crate::annexb::{avcc_units, push_length_prefixed};
 use crate::bits::unescape_rbsp;
 use crate::codec::{CodecInfo, CodecName, MediaKind};
 use crate::error::{Error, Result};
+use crate::flac::{self, FlacEncoder};
 use crate::{h264, h265};
 
 /// One frame to write.
@@ -39,6 +41,16 @@ pub struct Fmp4Writer {
     sequence: u32,
     /// Arrival time of the first sample written, the origin of every track.
     origin_us: Option<u64>,
+    display: Display,
+}
+
+/// How players should show the video tracks (go2rtc's `rotate` and `scale`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Display {
+    /// Clockwise degrees: 0, 90, 180 or 270, in the track header's matrix.
+    rotate: u16,
+    /// Pixel aspect ratio (`pasp`), e.g. 4:3 to stretch 1440x1080 to 16:9.
+    aspect: Option<(u32, u32)>,
 }
 
 #[derive(Debug)]
@@ -50,6 +62,8 @@ struct Track {
     last_dts: Option<i64>,
     /// Duration given to the last sample; the next one's estimate.
     last_duration: u32,
+    /// G.711/PCM tracks: their frames become FLAC frames.
+    flac: Option<FlacEncoder>,
 }
 
 /// What `stsd` needs, prepared once from the codec info.
@@ -72,6 +86,9 @@ enum SampleEntry {
         object_type: u8,
     },
     Opus,
+    Flac {
+        stream_info: [u8; 34],
+    },
 }
 
 /// Largest gap between two frames we take as the frame's duration; a longer
@@ -98,7 +115,13 @@ impl Fmp4Writer {
                 if info.clock_rate == 0 {
                     return Err(Error::invalid("fMP4 track", "clock rate 0"));
                 }
+                let flac = if flac::supports(info.name) {
+                    Some(FlacEncoder::new(info.name, info.clock_rate, info.channels)?)
+                } else {
+                    None
+                };
                 Ok(Track {
+                    flac,
                     entry: SampleEntry::new(info)?,
                     info: info.clone(),
                     decode_time: 0,
@@ -111,7 +134,27 @@ impl Fmp4Writer {
             tracks,
             sequence: 0,
             origin_us: None,
+            display: Display::default(),
         })
+    }
+
+    /// Shows the video rotated clockwise by `degrees` (0, 90, 180, 270),
+    /// through the track header's matrix: no pixel is touched.
+    pub fn set_rotation(&mut self, degrees: u16) -> Result<()> {
+        if !matches!(degrees, 0 | 90 | 180 | 270) {
+            return Err(Error::invalid("rotation", format!("{degrees} degrees")));
+        }
+        self.display.rotate = degrees;
+        Ok(())
+    }
+
+    /// Stretches the video's pixels to `h`:`v` (a `pasp` box).
+    pub fn set_pixel_aspect(&mut self, h: u32, v: u32) -> Result<()> {
+        if h == 0 || v == 0 {
+            return Err(Error::invalid("pixel aspect", format!("{h}:{v}")));
+        }
+        self.display.aspect = Some((h, v));
+        Ok(())
     }
 
     /// Whether `name` can be written (with proper codec info).
@@ -119,7 +162,7 @@ impl Fmp4Writer {
         matches!(
             name,
             CodecName::H264 | CodecName::H265 | CodecName::Aac | CodecName::Opus
-        )
+        ) || flac::supports(name)
     }
 
     /// RFC 6381 codec strings, comma separated: `avc1.640029,mp4a.40.2`.
@@ -157,7 +200,7 @@ impl Fmp4Writer {
                 b.extend_from_slice(&next.to_be_bytes());
             });
             for (i, t) in self.tracks.iter().enumerate() {
-                t.write_trak(b, i as u32 + 1);
+                t.write_trak(b, i as u32 + 1, &self.display);
             }
             boxed(b, b"mvex", |b| {
                 for i in 0..self.tracks.len() {
@@ -192,7 +235,16 @@ impl Fmp4Writer {
             .tracks
             .get_mut(track)
             .ok_or_else(|| Error::invalid("fMP4 fragment", format!("no track {track}")))?;
-        let size = u32::try_from(sample.data.len())
+        let flac_frame;
+        let (data, samples) = match &mut t.flac {
+            Some(enc) => {
+                let n = enc.samples_in(sample.data.len()) as u32;
+                flac_frame = enc.encode(sample.data)?;
+                (flac_frame.as_slice(), Some(n))
+            }
+            None => (sample.data, None),
+        };
+        let size = u32::try_from(data.len())
             .map_err(|_| Error::invalid("fMP4 sample", "larger than 4 GiB"))?;
         let rate = i64::from(t.info.clock_rate);
         let duration = match t.last_dts {
@@ -226,7 +278,8 @@ impl Fmp4Writer {
         t.last_duration = match t.info.name {
             // Always 1024 samples (go2rtc: QuickTime needs it exact).
             CodecName::Aac => SAMPLES_PER_FRAME,
-            _ => duration.max(1),
+            // PCM knows its own length exactly.
+            _ => samples.unwrap_or(duration).max(1),
         };
         let cts = i32::try_from(sample.pts.saturating_sub(sample.dts)).unwrap_or(0);
         let flags = if t.info.kind() == MediaKind::Audio || sample.keyframe {
@@ -271,7 +324,7 @@ impl Fmp4Writer {
         out[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
         out.extend_from_slice(&(size.saturating_add(8)).to_be_bytes());
         out.extend_from_slice(b"mdat");
-        out.extend_from_slice(sample.data);
+        out.extend_from_slice(data);
         Ok(())
     }
 }
@@ -279,6 +332,8 @@ impl Fmp4Writer {
 /// A first duration before two timestamps tell the real one.
 fn default_duration(info: &CodecInfo) -> u32 {
     match info.name {
+        // Replaced by the frame's own sample count.
+        name if flac::supports(name) => 1,
         CodecName::Aac => SAMPLES_PER_FRAME,
         // 20 ms, the usual Opus frame.
         CodecName::Opus => (info.clock_rate / 50).max(1),
@@ -288,7 +343,7 @@ fn default_duration(info: &CodecInfo) -> u32 {
 }
 
 impl Track {
-    fn write_trak(&self, b: &mut Vec<u8>, id: u32) {
+    fn write_trak(&self, b: &mut Vec<u8>, id: u32, display: &Display) {
         let video = self.info.kind() == MediaKind::Video;
         let (width, height) = match &self.entry {
             SampleEntry::Avc { width, height, .. } | SampleEntry::Hevc { width, height, .. } => {
@@ -308,7 +363,11 @@ impl Track {
                 let volume: u16 = if video { 0 } else { 0x0100 };
                 b.extend_from_slice(&volume.to_be_bytes());
                 b.extend_from_slice(&[0; 2]);
-                matrix(b);
+                if video {
+                    rotated_matrix(b, display.rotate, width, height);
+                } else {
+                    matrix(b);
+                }
                 b.extend_from_slice(&(u32::from(width) << 16).to_be_bytes());
                 b.extend_from_slice(&(u32::from(height) << 16).to_be_bytes());
             });
@@ -346,7 +405,7 @@ impl Track {
                     boxed(b, b"stbl", |b| {
                         full_box(b, b"stsd", 0, 0, |b| {
                             b.extend_from_slice(&1u32.to_be_bytes());
-                            self.write_sample_entry(b);
+                            self.write_sample_entry(b, display);
                         });
                         // Empty tables: the samples are in the fragments.
                         full_box(b, b"stts", 0, 0, |b| b.extend_from_slice(&[0; 4]));
@@ -359,23 +418,33 @@ impl Track {
         });
     }
 
-    fn write_sample_entry(&self, b: &mut Vec<u8>) {
+    fn write_sample_entry(&self, b: &mut Vec<u8>, display: &Display) {
         match &self.entry {
             SampleEntry::Avc {
                 config,
                 width,
                 height,
                 ..
-            } => visual_entry(b, b"avc1", *width, *height, b"avcC", config),
+            } => visual_entry(b, b"avc1", (*width, *height), (b"avcC", config), display),
             SampleEntry::Hevc {
                 config,
                 width,
                 height,
                 ..
-            } => visual_entry(b, b"hvc1", *width, *height, b"hvcC", config),
+            } => visual_entry(b, b"hvc1", (*width, *height), (b"hvcC", config), display),
             SampleEntry::Aac { asc, .. } => {
                 audio_entry(b, b"mp4a", &self.info, |b| {
                     full_box(b, b"esds", 0, 0, |b| esds(b, asc));
+                });
+            }
+            SampleEntry::Flac { stream_info } => {
+                audio_entry(b, b"fLaC", &self.info, |b| {
+                    // FLAC-in-ISOBMFF 3.3.2: the metadata blocks, STREAMINFO
+                    // only (last-block flag, type 0, length 34).
+                    full_box(b, b"dfLa", 0, 0, |b| {
+                        b.extend_from_slice(&[0x80, 0, 0, 34]);
+                        b.extend_from_slice(stream_info);
+                    });
                 });
             }
             SampleEntry::Opus => {
@@ -457,6 +526,9 @@ impl SampleEntry {
                 Ok(SampleEntry::Aac { asc, object_type })
             }
             CodecName::Opus => Ok(SampleEntry::Opus),
+            name if flac::supports(name) => Ok(SampleEntry::Flac {
+                stream_info: FlacEncoder::new(name, info.clock_rate, info.channels)?.stream_info(),
+            }),
             other => Err(Error::unsupported(
                 "fMP4 codec",
                 other.ffmpeg_name().to_string(),
@@ -469,6 +541,7 @@ impl SampleEntry {
             SampleEntry::Avc { mime, .. } | SampleEntry::Hevc { mime, .. } => mime.clone(),
             SampleEntry::Aac { object_type, .. } => format!("mp4a.40.{object_type}"),
             SampleEntry::Opus => "opus".into(),
+            SampleEntry::Flac { .. } => "flac".into(),
         }
     }
 }
@@ -673,7 +746,13 @@ fn esds(b: &mut Vec<u8>, asc: &[u8]) {
     b.extend_from_slice(&[0x06, 0x01, 0x02]); // SLConfigDescriptor: MP4
 }
 
-fn visual_entry(b: &mut Vec<u8>, kind: &[u8; 4], w: u16, h: u16, cfg: &[u8; 4], config: &[u8]) {
+fn visual_entry(
+    b: &mut Vec<u8>,
+    kind: &[u8; 4],
+    (w, h): (u16, u16),
+    (cfg, config): (&[u8; 4], &[u8]),
+    display: &Display,
+) {
     boxed(b, kind, |b| {
         b.extend_from_slice(&[0; 6]);
         b.extend_from_slice(&1u16.to_be_bytes()); // data_reference_index
@@ -688,6 +767,12 @@ fn visual_entry(b: &mut Vec<u8>, kind: &[u8; 4], w: u16, h: u16, cfg: &[u8; 4], 
         b.extend_from_slice(&0x0018u16.to_be_bytes()); // depth
         b.extend_from_slice(&(-1i16).to_be_bytes());
         boxed(b, cfg, |b| b.extend_from_slice(config));
+        if let Some((hs, vs)) = display.aspect {
+            boxed(b, b"pasp", |b| {
+                b.extend_from_slice(&hs.to_be_bytes());
+                b.extend_from_slice(&vs.to_be_bytes());
+            });
+        }
     });
 }
 
@@ -709,6 +794,23 @@ fn audio_entry(
         b.extend_from_slice(&rate.to_be_bytes());
         inner(b);
     });
+}
+
+/// The display matrix (ISO/IEC 14496-12 6.2.2) rotating clockwise by
+/// `degrees`, translated back into view as ffmpeg writes it.
+fn rotated_matrix(b: &mut Vec<u8>, degrees: u16, w: u16, h: u16) {
+    const ONE: u32 = 0x0001_0000;
+    const MINUS_ONE: u32 = 0xFFFF_0000;
+    let (w, h) = (u32::from(w) << 16, u32::from(h) << 16);
+    let m: [u32; 9] = match degrees {
+        90 => [0, ONE, 0, MINUS_ONE, 0, 0, h, 0, 0x4000_0000],
+        180 => [MINUS_ONE, 0, 0, 0, MINUS_ONE, 0, w, h, 0x4000_0000],
+        270 => [0, MINUS_ONE, 0, ONE, 0, 0, 0, w, 0x4000_0000],
+        _ => return matrix(b),
+    };
+    for v in m {
+        b.extend_from_slice(&v.to_be_bytes());
+    }
 }
 
 fn matrix(b: &mut Vec<u8>) {
@@ -951,7 +1053,7 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_write() {
         assert!(Fmp4Writer::new(&[]).is_err());
-        assert!(Fmp4Writer::new(&[CodecInfo::new(CodecName::Pcma, 8000)]).is_err());
+        assert!(Fmp4Writer::new(&[CodecInfo::new(CodecName::G722, 8000)]).is_err());
         // H.264 without parameter sets.
         assert!(Fmp4Writer::new(&[CodecInfo::new(CodecName::H264, 90000)]).is_err());
         let mut bad = h264_info();

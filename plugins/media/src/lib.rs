@@ -17,6 +17,7 @@ pub mod codec;
 pub mod depay;
 pub mod detect;
 pub mod error;
+pub mod flac;
 pub mod fmp4;
 pub mod h264;
 pub mod h265;

@@ -128,3 +128,87 @@ fn aac_alone() {
     };
     assert_eq!(streams, [("aac".to_string(), 0, 0, 23)]);
 }
+
+#[test]
+fn g711_and_pcm_as_flac() {
+    for (file, tag) in [
+        ("alaw_8k.wav", "alaw"),
+        ("mulaw_8k_pipe.wav", "mulaw"),
+        ("pcm_s16le_16k.wav", "s16le"),
+    ] {
+        let (tracks, frames) = demux(file);
+        let Some(streams) = probe(&mux(&tracks, &frames), tag) else {
+            return;
+        };
+        assert_eq!(streams, [("flac".to_string(), 0, 0, 25)], "{file}");
+    }
+}
+
+/// The FLAC samples decode to exactly the PCM that went in.
+#[test]
+fn flac_is_lossless() {
+    let (tracks, frames) = demux("pcm_s16le_16k.wav");
+    let path = std::env::temp_dir().join(format!("camrouter-flac-{}.mp4", std::process::id()));
+    std::fs::write(&path, mux(&tracks, &frames)).unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "s16le", "-"])
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let Ok(out) = out else {
+        eprintln!("ffmpeg not run: skipped");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let input: Vec<u8> = frames.iter().flat_map(|f| f.data.clone()).collect();
+    assert_eq!(out.stdout.len(), input.len());
+    assert!(out.stdout == input);
+}
+
+/// `rotate` and `scale`: ffprobe sees the display matrix and the aspect.
+#[test]
+fn rotation_and_pixel_aspect() {
+    let (tracks, frames) = demux("h264_640x360.h264");
+    for (deg, want) in [(90u16, "-90"), (180, "-180"), (270, "90")] {
+        let mut w = Fmp4Writer::new(&tracks).unwrap();
+        w.set_rotation(deg).unwrap();
+        w.set_pixel_aspect(4, 3).unwrap();
+        let mut out = w.init_segment();
+        for (i, f) in frames.iter().enumerate() {
+            let ts = i as i64 * 3600;
+            let s = Sample {
+                dts: ts,
+                pts: ts,
+                keyframe: f.keyframe,
+                arrival_us: 0,
+                data: &f.data,
+            };
+            w.write_fragment(0, &s, &mut out).unwrap();
+        }
+        let path =
+            std::env::temp_dir().join(format!("camrouter-rot-{}-{deg}.mp4", std::process::id()));
+        std::fs::write(&path, &out).unwrap();
+        let probe = Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries"])
+            .arg("stream=sample_aspect_ratio:stream_side_data=rotation")
+            .args(["-of", "csv=p=0"])
+            .arg(&path)
+            .output();
+        let _ = std::fs::remove_file(&path);
+        let Ok(probe) = probe else {
+            eprintln!("ffprobe not run: skipped");
+            return;
+        };
+        let text = String::from_utf8_lossy(&probe.stdout).replace('\n', ",");
+        // ffmpeg states the counter-clockwise angle that undoes the matrix.
+        assert!(text.starts_with(&format!("4:3,{want},")), "{deg}: {text}");
+    }
+    let mut w = Fmp4Writer::new(&tracks).unwrap();
+    assert!(w.set_rotation(45).is_err());
+    assert!(w.set_pixel_aspect(0, 1).is_err());
+}
