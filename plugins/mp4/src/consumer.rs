@@ -34,6 +34,13 @@ pub enum Output {
     },
 }
 
+/// go2rtc's `rotate` and `scale` for `stream.mp4`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Display {
+    pub rotate: u16,
+    pub aspect: Option<(u32, u32)>,
+}
+
 pub struct Session {
     host: Host,
     runtime: tokio::runtime::Handle,
@@ -54,6 +61,7 @@ struct State {
     map: Vec<Option<usize>>,
     writer: Option<Fmp4Writer>,
     has_video: bool,
+    display: Display,
     /// The first keyframe went out.
     started: bool,
     /// Frames are skipped until the next video keyframe (slow client).
@@ -69,6 +77,7 @@ impl Session {
         query: &str,
         info: Value,
         output: Output,
+        display: Display,
     ) -> Arc<Session> {
         let session = Arc::new(Session {
             host: ctx.host.clone(),
@@ -84,6 +93,7 @@ impl Session {
                 map: Vec::new(),
                 writer: None,
                 has_video: false,
+                display,
                 started: false,
                 waiting: true,
                 done: false,
@@ -322,7 +332,13 @@ fn try_open(st: &mut State) -> Result<(), String> {
     if missing_sets {
         return Ok(());
     }
-    let writer = Fmp4Writer::new(&infos).map_err(|e| e.to_string())?;
+    let mut writer = Fmp4Writer::new(&infos).map_err(|e| e.to_string())?;
+    writer
+        .set_rotation(st.display.rotate)
+        .map_err(|e| e.to_string())?;
+    if let Some((h, v)) = st.display.aspect {
+        writer.set_pixel_aspect(h, v).map_err(|e| e.to_string())?;
+    }
     let init = writer.init_segment();
     let content_type = writer.content_type();
     match &mut st.output {

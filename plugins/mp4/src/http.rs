@@ -7,7 +7,7 @@ use camrouter_plugin_api::sdk::{InitContext, Responder};
 use camrouter_plugin_api::url::query_pairs;
 use serde_json::json;
 
-use crate::consumer::{Output, Session};
+use crate::consumer::{Display, Output, Session};
 use crate::query;
 
 /// How long `frame.mp4` waits for a keyframe of an idle stream.
@@ -64,7 +64,19 @@ pub fn handle(ctx: &InitContext, req: HttpRequest, responder: Responder) {
             headers,
         }
     };
-    let session = Session::start(ctx, src, &query, info, output);
+    // As go2rtc: other values are ignored.
+    let display = Display {
+        rotate: get("rotate")
+            .and_then(|r| r.parse().ok())
+            .filter(|r| matches!(r, 90 | 180 | 270))
+            .unwrap_or(0),
+        aspect: get("scale").and_then(|s| {
+            let (h, v) = s.split_once(':')?;
+            let (h, v) = (h.parse().ok()?, v.parse().ok()?);
+            (h > 0 && v > 0).then_some((h, v))
+        }),
+    };
+    let session = Session::start(ctx, src, &query, info, output, display);
     let limit = if frame {
         Some(FRAME_TIMEOUT)
     } else {

@@ -9,7 +9,7 @@ use camrouter_plugin_api::sdk::{InitContext, WsSender};
 use camrouter_plugin_api::url::query_pairs;
 use serde_json::{json, Value};
 
-use crate::consumer::{Output, Session};
+use crate::consumer::{Display, Output, Session};
 use crate::query;
 
 fn error(sender: &WsSender, text: &str) {
@@ -50,5 +50,12 @@ pub fn handle(ctx: &InitContext, message: &str, sender: WsSender) -> Option<Arc<
         "remote_addr": str_of("remote_addr"),
         "user_agent": str_of("user_agent"),
     });
-    Some(Session::start(ctx, &src, &q, info, Output::Ws(sender)))
+    Some(Session::start(
+        ctx,
+        &src,
+        &q,
+        info,
+        Output::Ws(sender),
+        Display::default(),
+    ))
 }

@@ -3,7 +3,9 @@
 //! a browser sends for MSE.
 
 const VIDEO: &[&str] = &["h264", "h265"];
-const AUDIO: &[&str] = &["aac", "opus"];
+const AUDIO: &[&str] = &["aac", "opus", "pcma", "pcmu", "pcm", "pcml"];
+/// G.711 and PCM, written as FLAC (go2rtc's `mp4=flac`).
+const FLAC: &str = "pcma,pcmu,pcm,pcml";
 /// go2rtc's default MP4 consumer: H.264/H.265 video, AAC audio.
 pub const DEFAULT: &str = "video=h264,h265&audio=aac";
 
@@ -16,6 +18,10 @@ fn supported(list: &str, ours: &[&'static str]) -> Vec<&'static str> {
             "h265" | "hevc" => "h265",
             "aac" | "mpeg4-generic" => "aac",
             "opus" => "opus",
+            "pcma" | "alaw" => "pcma",
+            "pcmu" | "mulaw" => "pcmu",
+            "pcm" | "l16" => "pcm",
+            "pcml" => "pcml",
             _ => continue,
         };
         if ours.contains(&name) && !out.contains(&name) {
@@ -30,12 +36,12 @@ fn supported(list: &str, ours: &[&'static str]) -> Vec<&'static str> {
 /// cannot carry.
 pub fn from_params(pairs: &[(String, String)]) -> Result<String, String> {
     if let Some((_, v)) = pairs.iter().find(|(k, _)| k == "mp4") {
-        // `mp4=all` adds the codecs only some players take (Opus); `mp4=flac`
-        // would add G.711/PCM as FLAC, which is not written yet.
-        return Ok(if v == "all" {
-            "video=h264,h265&audio=aac,opus".into()
-        } else {
-            DEFAULT.into()
+        // `mp4=flac` adds G.711/PCM (as FLAC) for modern browsers, `mp4=all`
+        // also Opus, which fewer players take.
+        return Ok(match v.as_str() {
+            "flac" => format!("video=h264,h265&audio=aac,{FLAC}"),
+            "all" => format!("video=h264,h265&audio=aac,{FLAC},opus"),
+            _ => DEFAULT.into(),
         });
     }
     let mut parts = Vec::new();
@@ -80,6 +86,8 @@ pub fn from_mse_codecs(codecs: &str) -> Result<String, String> {
             (&mut audio, "aac")
         } else if c == "opus" {
             (&mut audio, "opus")
+        } else if c == "flac" {
+            (&mut audio, FLAC)
         } else if c == "null" {
             // go2rtc's player ends the list with `null` when the browser
             // claims codecs it cannot play: trust nothing after it.
@@ -118,7 +126,11 @@ mod tests {
         assert_eq!(from_params(&pairs("src=cam&mp4")).unwrap(), DEFAULT);
         assert_eq!(
             from_params(&pairs("src=cam&mp4=all")).unwrap(),
-            "video=h264,h265&audio=aac,opus"
+            "video=h264,h265&audio=aac,pcma,pcmu,pcm,pcml,opus"
+        );
+        assert_eq!(
+            from_params(&pairs("mp4=flac")).unwrap(),
+            "video=h264,h265&audio=aac,pcma,pcmu,pcm,pcml"
         );
         assert_eq!(
             from_params(&pairs("src=cam&video")).unwrap(),
@@ -126,10 +138,14 @@ mod tests {
         );
         assert_eq!(
             from_params(&pairs("video=H265,mjpeg&audio=all")).unwrap(),
-            "video=h265&audio=aac,opus"
+            "video=h265&audio=aac,opus,pcma,pcmu,pcm,pcml"
+        );
+        assert_eq!(
+            from_params(&pairs("audio=alaw,g722")).unwrap(),
+            "audio=pcma"
         );
         assert!(from_params(&pairs("video=mjpeg")).is_err());
-        assert!(from_params(&pairs("audio=pcma")).is_err());
+        assert!(from_params(&pairs("audio=g722")).is_err());
     }
 
     #[test]
@@ -144,6 +160,7 @@ mod tests {
             "video=h264"
         );
         assert_eq!(from_mse_codecs("").unwrap(), DEFAULT);
-        assert!(from_mse_codecs("flac,vp8").is_err());
+        assert_eq!(from_mse_codecs("flac").unwrap(), "audio=pcma,pcmu,pcm,pcml");
+        assert!(from_mse_codecs("vp8,vorbis").is_err());
     }
 }
