@@ -342,6 +342,11 @@ const BODY_MAX: usize = 16 << 20;
 /// Largest config accepted by `POST`/`PATCH /api/config`.
 pub const CONFIG_MAX: usize = 2 << 20;
 
+/// How long a request body may pause, and take in all, before the request
+/// is answered 408 and the connection closed.
+const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Reads a whole request body of at most `limit` bytes. A body over the limit
 /// is 413 and one that cannot be read to its end (the client went away,
 /// a short `Content-Length`, a broken chunk) is 400: neither may pass as an
@@ -364,9 +369,25 @@ pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, Response> {
     }
     let mut body = req.into_body();
     let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
-    while let Some(frame) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
-    {
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    loop {
+        // The header timeout ends with the headers: without these a client
+        // that declares a body and never sends it (or sends a byte now and
+        // then) holds its connection and a file descriptor for ever, outside
+        // the caps on idle connections.
+        let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx));
+        let until = deadline.min(tokio::time::Instant::now() + BODY_IDLE_TIMEOUT);
+        let Ok(frame) = tokio::time::timeout_at(until, next).await else {
+            return Err(text(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "request body not received in time ({} s without data, {} s in all)",
+                    BODY_IDLE_TIMEOUT.as_secs(),
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ));
+        };
+        let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| {
             text(
                 StatusCode::BAD_REQUEST,

@@ -484,6 +484,40 @@ def test_slow_request_headers_are_cut_off(server_factory):
             assert time.monotonic() - t0 < 20, port
 
 
+def test_requests_that_never_send_their_body_cannot_stop_the_api(server_factory):
+    """Headers that promise a body, then nothing: the header timeout is over
+    and the connection no longer counts as idle, so before bodies had a
+    timeout 1100 of them held every descriptor under `--nofile=1024` and the
+    API never answered again. Now each gets 408 and is closed."""
+    s = server_factory("api:\n  listen: 127.0.0.1:{port}\n")
+    s.args = ["--nofile=1024", str(s.binary), *s.args]
+    s.binary = "prlimit"
+    s.start()
+    head = b"PUT /api/streams?src=x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n"
+    socks = []
+    for _ in range(1100):
+        try:
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=2)
+            c.sendall(head)
+            socks.append(c)
+        except OSError:
+            break
+    try:
+
+        def api_answers():
+            try:
+                return s.request("GET", "/api/streams")[0] == 200
+            except OSError:
+                return False
+
+        assert wait_until(api_answers, timeout=60), "the API stopped answering"
+        socks[0].settimeout(30)
+        assert status_of(socks[0].recv(4096)) == 408
+    finally:
+        for c in socks:
+            c.close()
+
+
 def test_idle_websocket_costs_a_few_kb(server_factory):
     s = server_factory("api:\n  listen: 127.0.0.1:{port}\nstreams:\n  cam: exec:true\n").start()
 
