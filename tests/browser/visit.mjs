@@ -1,6 +1,6 @@
 // Opens a page in headless Chromium, waits until it sets document.title to
 // "done", and prints the page's window.result as JSON.
-// Usage: node visit.mjs URL
+// Usage: node visit.mjs URL (VISIT_TIMEOUT_MS: how long to wait, default 20000)
 import { chromium } from 'playwright-core';
 
 const [url] = process.argv.slice(2);
@@ -11,7 +11,8 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   await page.goto(url);
-  await page.waitForFunction(() => document.title === 'done', null, { timeout: 20000 });
+  const timeout = Number(process.env.VISIT_TIMEOUT_MS || 20000);
+  await page.waitForFunction(() => document.title === 'done', null, { timeout });
   console.log(JSON.stringify(await page.evaluate(() => window.result)));
 } finally {
   await browser.close();

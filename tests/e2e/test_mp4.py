@@ -3,6 +3,7 @@
 WebSocket client, from the GStreamer camera."""
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -329,3 +330,37 @@ def test_g711_camera_audio_as_flac(server_factory, camera_factory, tmp_path):
     out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "flac.mp4"), "-vn", "-f", "s16le", "-"],
                          capture_output=True, timeout=60)
     assert out.returncode == 0 and len(out.stdout) > 8000 * 2, out.stderr
+
+
+def test_chromium_follows_a_camera_back_with_another_resolution(server_factory, camera_factory, tmp_path):
+    """The camera restarts at 320x240: the MSE client gets a new init
+    segment with the new size and Chromium plays on at that size."""
+    from test_timeline import _set_camera_arg
+
+    cam = camera_factory(audio="none", size="640x360")
+    www = tmp_path / "www"
+    www.mkdir()
+    shutil.copy(ROOT / "tests/browser/mse.html", www / "mse.html")
+    s = server_factory(
+        f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n  static_dir: {www}\n"
+    ).start()
+    env = dict(os.environ, VISIT_TIMEOUT_MS="60000")
+    page = subprocess.Popen(
+        ["node", str(ROOT / "tests/browser/visit.mjs"), f"{s.url}/mse.html?src=cam&until_width=320"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+    def playing():
+        cons = s.get_json("/api/streams")["cam"]["consumers"]
+        return cons and cons[0].get("bytes_send", 0) > 100_000
+    assert wait_until(playing, timeout=30)
+    cam.kill()
+    _set_camera_arg(cam, "--size", "320x240")
+    cam.start()
+    out, err = page.communicate(timeout=90)
+    assert page.returncode == 0, err
+    seen = json.loads(out)
+    print("\nchromium:", seen)
+    assert seen["errors"] == [], seen
+    assert seen["widths"][0] == 640 and seen["widths"][-1] == 320, seen
+    assert seen["width"] == 320 and seen["height"] == 240, seen

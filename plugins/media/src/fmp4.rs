@@ -67,7 +67,7 @@ struct Track {
 }
 
 /// What `stsd` needs, prepared once from the codec info.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 enum SampleEntry {
     Avc {
         config: Vec<u8>,
@@ -174,6 +174,36 @@ impl Fmp4Writer {
     /// `video/mp4; codecs="…"`, for `Content-Type` and MSE's `addSourceBuffer`.
     pub fn content_type(&self) -> String {
         format!("video/mp4; codecs=\"{}\"", self.mime_codecs())
+    }
+
+    /// Takes the parameter sets a video keyframe carries in band when they
+    /// describe the picture differently from the track's (a camera back with
+    /// another resolution): the track's description is replaced and `true`
+    /// says a new init segment is due, which MSE accepts mid-stream. `false`
+    /// for the same sets, no sets, or sets that do not parse.
+    pub fn update_parameter_sets(&mut self, track: usize, frame: &[u8]) -> bool {
+        let Some(t) = self.tracks.get_mut(track) else {
+            return false;
+        };
+        if !matches!(t.entry, SampleEntry::Avc { .. } | SampleEntry::Hevc { .. }) {
+            return false;
+        }
+        let Some(sets) = parameter_sets_from_frame(t.info.name, frame) else {
+            return false;
+        };
+        let mut info = t.info.clone();
+        info.extradata = sets;
+        // The size comes from the new SPS.
+        info.width = 0;
+        info.height = 0;
+        match SampleEntry::new(&info) {
+            Ok(entry) if entry != t.entry => {
+                t.entry = entry;
+                t.info = info;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// `ftyp` + `moov`.
@@ -1076,5 +1106,34 @@ mod tests {
             None
         );
         assert_eq!(parameter_sets_from_frame(CodecName::H265, &frame), None);
+    }
+
+    #[test]
+    fn new_parameter_sets_in_band() {
+        let mut w = Fmp4Writer::new(&[h264_info(), aac_info()]).unwrap();
+        let before = w.init_segment();
+        let mut same = Vec::new();
+        push_length_prefixed(&mut same, &SPS_640X360);
+        push_length_prefixed(&mut same, &PPS);
+        push_length_prefixed(&mut same, &[0x65, 0x88]);
+        assert!(!w.update_parameter_sets(0, &same));
+        assert!(!w.update_parameter_sets(0, &[0, 0, 0, 2, 0x65, 0x88]));
+        assert!(!w.update_parameter_sets(1, &same));
+        assert!(!w.update_parameter_sets(7, &same));
+        let mut other = Vec::new();
+        push_length_prefixed(&mut other, &h264::tests::SPS_1920X1080_HIGH);
+        push_length_prefixed(&mut other, &PPS);
+        push_length_prefixed(&mut other, &[0x65, 0x88]);
+        assert!(w.update_parameter_sets(0, &other));
+        assert!(!w.update_parameter_sets(0, &other));
+        let after = w.init_segment();
+        assert_ne!(before, after);
+        let avc1 = find(
+            &after,
+            &["moov", "trak", "mdia", "minf", "stbl", "stsd", "avc1"],
+        )
+        .unwrap();
+        assert_eq!(u16::from_be_bytes([avc1[24], avc1[25]]), 1920);
+        assert_eq!(w.mime_codecs(), "avc1.640028,mp4a.40.2");
     }
 }

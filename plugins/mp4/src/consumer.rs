@@ -264,6 +264,14 @@ impl Session {
         let Some(writer) = writer.as_mut() else {
             return;
         };
+        if let Output::Ws(ws) = output {
+            // A camera back with another resolution: MSE takes a new init
+            // segment mid-stream. (A progressive file cannot; its decoder
+            // reads the new sets in band.)
+            if video && keyframe && writer.update_parameter_sets(wtrack, &p.payload) {
+                ws.send_binary(writer.init_segment());
+            }
+        }
         let fragment = match writer.fragment(wtrack, &sample) {
             Ok(f) => f,
             Err(e) => {
