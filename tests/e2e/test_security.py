@@ -161,6 +161,69 @@ def test_csrf_from_a_foreign_page_in_a_browser(server_factory, tmp_path):
     assert out.count("refused a cross-origin POST /api/config") == 1, "logged once"
 
 
+RTSP_PAGE = """<!doctype html><title>cats</title>
+<script>
+window.result = {{}};
+(async () => {{
+  const body = Uint8Array.from(atob('{body}'), (c) => c.charCodeAt(0));
+  // An HTTP POST to the RTSP port: its body is RTSP requests and frames.
+  await fetch('{url}', {{method: 'POST', mode: 'no-cors', body}}).catch(() => {{}});
+  document.title = 'done';
+}})();
+</script>
+"""
+
+
+def rtsp_publish_bytes(url):
+    """ANNOUNCE, SETUP and RECORD of one H.264 track (no Session header: a
+    page cannot read the replies) and a few interleaved RTP packets."""
+    sdp = (
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n"
+        "a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0IAHpWoKA9k,aM48gA==\r\n"
+        "a=control:trackID=0\r\n"
+    )
+    msgs = (
+        f"ANNOUNCE {url} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"
+        f"SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\n"
+        f"RECORD {url} RTSP/1.0\r\nCSeq: 3\r\n\r\n"
+    ).encode()
+    rtp = b""
+    for i in range(5):
+        pkt = bytes([0x80, 96]) + i.to_bytes(2, "big") + (i * 3000).to_bytes(4, "big") + (1234).to_bytes(4, "big")
+        pkt += b"\x65" + b"\x88" * 100
+        rtp += b"$\x00" + len(pkt).to_bytes(2, "big") + pkt
+    return msgs + rtp
+
+
+def test_page_cannot_publish_through_the_rtsp_port(server_factory, tmp_path):
+    """A browser sends an HTTP POST wherever a page asks (8554 is no blocked
+    port). The RTSP server skipped its HTTP head as garbage and acted on the
+    body: a page on any site published video into a camera's stream through
+    the loopback exemption, with rtsp.username set. A connection that starts
+    with something other than an RTSP message is now closed."""
+    s = server_factory(
+        "api:\n  listen: 127.0.0.1:{port}\nrtsp:\n  listen: 127.0.0.1:{rtsp}\n  username: admin\n  password: secret\n"
+        "streams:\n  cam: exec:true\nlog:\n  rtsp: debug\n"
+    ).start()
+    rtsp = f"http://127.0.0.1:{s.rtsp_port}/"
+    body = rtsp_publish_bytes(f"rtsp://127.0.0.1:{s.rtsp_port}/cam")
+    site_dir = tmp_path / "evil"
+    site_dir.mkdir()
+    (site_dir / "index.html").write_text(RTSP_PAGE.format(url=rtsp, body=base64.b64encode(body).decode()))
+    site = Site(site_dir)
+    try:
+        browse(site.url + "/index.html")
+    finally:
+        site.close()
+    assert "publisher announced" not in s.output(), s.output()[-2000:]
+    # The same bytes straight from a socket: no RTSP answer, the connection closed.
+    head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{s.rtsp_port}\r\nContent-Length: {len(body)}\r\n\r\n"
+    answer = raw_request(s.rtsp_port, head.encode() + body)
+    assert b"RTSP/1.0 200" not in answer, answer
+    producers = s.get_json("/api/streams")["cam"]["producers"]
+    assert [p.get("format_name") for p in producers] == [None], producers
+
+
 def test_go2rtc_editor_and_ws_from_our_own_page(server_factory, tmp_path):
     """go2rtc's config editor posts text/plain from the server's own origin:
     that keeps working, as does /api/ws from our own page."""

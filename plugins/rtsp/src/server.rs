@@ -211,6 +211,13 @@ async fn serve(
                 }
                 Ok(Item::Interleaved { channel, data }) => conn.on_interleaved(channel, &data),
                 Ok(Item::Response(_)) => {}
+                Err(e) if pending => {
+                    // Not an RTSP client. A browser sends an HTTP POST to
+                    // this port when any page asks; skipping its head as
+                    // garbage would act on the RTSP requests in its body.
+                    tracing::debug!(remote = %peer, "rtsp: {e}; closing: not an RTSP client");
+                    break 'conn Ok(());
+                }
                 Err(e) => tracing::debug!(remote = %peer, "rtsp: {e}"),
             }
         }
