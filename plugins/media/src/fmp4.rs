@@ -625,6 +625,7 @@ fn h265_sets(extradata: &[u8]) -> Result<(Nals<'_>, Nals<'_>, Nals<'_>)> {
 pub fn parameter_sets_from_frame(name: CodecName, frame: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut found = [false; 3];
+    let mut seen: Vec<&[u8]> = Vec::new();
     for nal in avcc_units(frame).map_while(|n| n.ok()) {
         let slot = match name {
             CodecName::H264 => match h264::nal_type_of(nal) {
@@ -640,8 +641,11 @@ pub fn parameter_sets_from_frame(name: CodecName, frame: &[u8]) -> Option<Vec<u8
             },
             _ => return None,
         };
-        if let Some(i) = slot {
+        // A packetizer that inserts the sets before keyframes may repeat
+        // the encoder's own: one copy each.
+        if let Some(i) = slot.filter(|_| !seen.contains(&nal)) {
             found[i] = true;
+            seen.push(nal);
             push_length_prefixed(&mut out, nal);
         }
     }
@@ -1096,6 +1100,7 @@ mod tests {
     fn parameter_sets_in_band() {
         let mut frame = Vec::new();
         push_length_prefixed(&mut frame, &[0x09, 0xf0]);
+        push_length_prefixed(&mut frame, &SPS_640X360);
         push_length_prefixed(&mut frame, &SPS_640X360);
         push_length_prefixed(&mut frame, &PPS);
         push_length_prefixed(&mut frame, &[0x65, 0x88]);
