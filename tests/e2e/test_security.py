@@ -532,6 +532,51 @@ def test_idle_connections_cannot_stop_the_api_or_rtsp(server_factory, nofile):
     assert len(out.splitlines()) < 20, out[-3000:]
 
 
+def test_rtsp_requests_without_credentials_stay_capped(server_factory):
+    """OPTIONS needs no credentials and a DESCRIBE without them gets 401, yet
+    either used to take a connection out of the caps on idle ones (it had
+    "sent a request") for 60 s, renewed by the next one: 1100 of them held
+    every descriptor under `--nofile=1024` and neither the API nor RTSP
+    answered. Until a request passes auth the connection stays capped."""
+    s = server_factory(
+        "api:\n  listen: 127.0.0.1:{port}\nrtsp:\n  listen: 127.0.0.1:{rtsp}\n"
+        # local_auth: loopback stands for a remote client here.
+        "  username: admin\n  password: secret\n  local_auth: true\nstreams:\n  cam: exec:true\n"
+    )
+    s.args = ["--nofile=1024", str(s.binary), *s.args]
+    s.binary = "prlimit"
+    s.start()
+    base_fds = fd_count(s.proc.pid)
+    socks = []
+    for i in range(1100):
+        try:
+            c = socket.create_connection(
+                ("127.0.0.1", s.rtsp_port), timeout=2, source_address=(f"127.0.0.{2 + i % 50}", 0)
+            )
+            method = "OPTIONS" if i % 2 else "DESCRIBE"
+            c.sendall(f"{method} rtsp://127.0.0.1:{s.rtsp_port}/cam RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode())
+            socks.append(c)
+            c.recv(4096)  # answered: the server has taken the request
+        except OSError:
+            pass
+    try:
+
+        def both_answer():
+            try:
+                api = raw_request(s.port, b"GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", timeout=3)
+                return status_of(api) == 200 and rtsp_options(s.rtsp_port).startswith(b"RTSP/1.0 200 OK")
+            except OSError:
+                return False
+
+        # Capped like idle ones (256 under this limit), well within the 60 s
+        # the unproven connections were kept.
+        assert wait_until(lambda: fd_count(s.proc.pid) < base_fds + 300, timeout=20), fd_count(s.proc.pid)
+        assert wait_until(both_answer, timeout=20), "the API or RTSP stopped answering"
+    finally:
+        for c in socks:
+            c.close()
+
+
 def test_slow_request_headers_are_cut_off(server_factory):
     s = server_factory("api:\n  listen: 127.0.0.1:{port}\n").start()
     for port, start in ((s.port, b"GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\n"), (s.rtsp_port, b"OPTIONS rtsp://x/ RTSP/1.0\r\n")):

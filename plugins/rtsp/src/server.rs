@@ -176,7 +176,7 @@ async fn serve(
             _ = writer.gone.notified() => break Ok(()),
             _ = slot.evicted() => break Ok(()),
             _ = tokio::time::sleep_until(deadline), if pending || (conn.play.is_none() && conn.record.is_none()) => {
-                tracing::debug!(remote = %peer, "rtsp: closing a connection with no request for {:?}", if pending { FIRST_REQUEST_TIMEOUT } else { IDLE_TIMEOUT });
+                tracing::debug!(remote = %peer, authenticated = !pending, "rtsp: closing an idle connection");
                 break Ok(());
             }
         };
@@ -189,13 +189,18 @@ async fn serve(
         while let Some(item) = decoder.poll() {
             match item {
                 Ok(Item::Request(req)) => {
-                    if pending {
+                    deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+                    let teardown = req.method == Method::Teardown;
+                    let options = req.method == Method::Options;
+                    let resp = conn.handle(req).await;
+                    // OPTIONS needs no credentials and a 401 proves none: a
+                    // client repeating them would otherwise hold connections
+                    // outside the caps for ever. Until it passes auth it
+                    // stays pending (capped, oldest closed first).
+                    if pending && !options && resp.0.status != 401 {
                         pending = false;
                         slot.release();
                     }
-                    deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
-                    let teardown = req.method == Method::Teardown;
-                    let resp = conn.handle(req).await;
                     // PLAY's reply goes out before its first frame: the
                     // writer keeps order.
                     writer.send_bytes(resp.0.to_bytes());
