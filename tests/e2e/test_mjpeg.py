@@ -251,6 +251,9 @@ def test_mjpeg_over_websocket(server_factory, camera_factory):
         assert p[:2] == b"\xff\xd8" and p[-2:] == b"\xff\xd9"
     assert len(listed) == 1, listed
     assert (listed[0]["format_name"], listed[0]["protocol"]) == ("mjpeg", "ws")
+    # The socket closed, the client and its transcoder leave the stream.
+    assert wait_until(lambda: not s.get_json("/api/streams?src=cam")["consumers"], 15), \
+        s.get_json("/api/streams?src=cam")["consumers"]
 
 
 def test_corrupt_h264_gets_an_error_or_a_picture_never_a_crash(server_factory, tmp_path):

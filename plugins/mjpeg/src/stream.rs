@@ -146,14 +146,11 @@ impl Direct {
     /// Removes the graph consumer (once), off the producer's thread: the
     /// graph may be calling us under its locks.
     fn stop(self: &Arc<Self>, state: &Arc<State>) {
-        if self.stopped.swap(true, Ordering::AcqRel) {
-            if let Some(m) = self.moved.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                m.leave();
-            }
-            return;
-        }
         if let Some(m) = self.moved.lock().unwrap_or_else(|e| e.into_inner()).take() {
             m.leave();
+        }
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
         }
         let me = self.clone();
         let st = state.clone();
