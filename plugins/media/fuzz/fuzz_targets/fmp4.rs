@@ -1,7 +1,8 @@
 #![no_main]
 //! The fMP4 writer over arbitrary codec infos and frames: it must refuse what
 //! it cannot write with an error and never panic, and every box it writes
-//! must have a size that matches its content.
+//! must have a size that matches its content, also after parameter sets
+//! in band replace a track's description.
 //!
 //! Input: `ntracks` then per track `codec extradata_len extradata[len]
 //! width_hi width_lo channels rate_sel`, then frames as `ctrl len_hi len_lo
@@ -55,7 +56,10 @@ fuzz_target!(|data: &[u8]| {
         rest = tail;
     }
     let mut writer = Fmp4Writer::new(&infos);
-    if let Ok(w) = &writer {
+    if let Ok(w) = &mut writer {
+        // Bits 2..7 of the count byte: rotation (some invalid) and aspect.
+        let _ = w.set_rotation(u16::from((n >> 2) & 7) * 45);
+        let _ = w.set_pixel_aspect(u32::from(n >> 5), 3);
         check_boxes(&w.init_segment());
         let _ = w.content_type();
     }
@@ -77,6 +81,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         if let Ok(w) = &mut writer {
+            if w.update_parameter_sets(track, frame) {
+                check_boxes(&w.init_segment());
+            }
             let s = Sample {
                 dts: dts[track],
                 pts: dts[track] + i64::from(*hi),
