@@ -42,10 +42,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut infos = Vec::new();
     for _ in 0..(n % 4) {
-        let [codec, len, tail @ ..] = rest else { return };
+        let [codec, len, tail @ ..] = rest else {
+            return;
+        };
         let len = usize::from(*len).min(tail.len());
         let (extra, tail) = tail.split_at(len);
-        let [wh, wl, ch, rate, tail @ ..] = tail else { return };
+        let [wh, wl, ch, rate, tail @ ..] = tail else {
+            return;
+        };
         let name = CODECS[usize::from(*codec) % CODECS.len()];
         let mut info = CodecInfo::new(name, RATES[usize::from(*rate) % RATES.len()]);
         info.extradata = extra.to_vec();
