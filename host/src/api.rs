@@ -243,6 +243,9 @@ async fn dispatch(ctx: &Ctx, remote: &str, path: &str, req: Request) -> Response
         )
             .into_response();
     }
+    if let Some(slot) = req.extensions().get::<crate::serve::Slot>() {
+        slot.0.release();
+    }
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().clone();
     let app = &ctx.app;

@@ -101,6 +101,10 @@ pub async fn run(listener: Listener, router: Router) {
     }
 }
 
+/// The connection's place among the pending ones, in each of its requests.
+#[derive(Clone)]
+pub struct Slot(pub Arc<camrouter_plugin_api::conn::Pending>);
+
 enum Accepted {
     Tcp(tokio::net::TcpStream, SocketAddr),
     Unix(tokio::net::UnixStream),
@@ -121,7 +125,10 @@ async fn serve<I>(
     let slot = Arc::new(slot);
     let first = slot.clone();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        first.release();
+        // Released by `api::dispatch` once a request passes auth: a 401 (or
+        // a refusal before auth, a preflight) proves nothing, and a client
+        // repeating them within the keep-alive timeout must stay capped.
+        req.extensions_mut().insert(Slot(first.clone()));
         req.extensions_mut().insert(ConnectInfo(remote.clone()));
         let mut router = router.clone();
         async move { router.call(req).await }

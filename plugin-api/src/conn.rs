@@ -3,9 +3,9 @@
 //! accept errors that back off instead of spinning and flooding the log.
 //!
 //! A connection is pending from accept until it delivers its first complete
-//! request (the RTSP server: its first request that passes auth, since OPTIONS
-//! and 401s prove nothing): it has proven nothing yet (no credentials, no
-//! protocol) and costs the server a file descriptor. Pending connections are capped globally and
+//! request that passes auth (OPTIONS and 401s prove nothing): until then it
+//! has proven nothing (no credentials, no protocol) and costs the server a
+//! file descriptor. Pending connections are capped globally and
 //! per client address; over a cap the oldest pending one (of that address
 //! first) is closed, so a client that sends its request at once is served
 //! even while somebody holds hundreds of idle connections open.

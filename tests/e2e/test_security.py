@@ -577,6 +577,34 @@ def test_rtsp_requests_without_credentials_stay_capped(server_factory):
             c.close()
 
 
+def test_api_requests_without_credentials_stay_capped(server_factory):
+    """A request answered 401 used to take its connection out of the caps on
+    idle ones (64 per address), and one more within each 5 s keep-alive kept
+    it for ever: with auth configured an unauthenticated client held as many
+    descriptors as it liked. Until a request passes auth the connection
+    stays capped: the 65th from one address closes the oldest at once."""
+    s = server_factory(
+        # local_auth: loopback stands for a remote client here.
+        "api:\n  listen: 127.0.0.1:{port}\n  username: admin\n  password: secret\n  local_auth: true\n"
+    ).start()
+    socks = []
+    try:
+        for _ in range(100):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+            socks.append(c)
+            c.sendall(b"GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert c.recv(4096).startswith(b"HTTP/1.1 401")
+        # Closed by the cap, not by the 5 s keep-alive timeout (which the
+        # old code waited for).
+        socks[0].settimeout(2)
+        assert socks[0].recv(4096) == b""
+        auth = "Basic " + base64.b64encode(b"admin:secret").decode()
+        assert s.request("GET", "/api/streams", headers={"Authorization": auth})[0] == 200
+    finally:
+        for c in socks:
+            c.close()
+
+
 def test_slow_request_headers_are_cut_off(server_factory):
     s = server_factory("api:\n  listen: 127.0.0.1:{port}\n").start()
     for port, start in ((s.port, b"GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\n"), (s.rtsp_port, b"OPTIONS rtsp://x/ RTSP/1.0\r\n")):
