@@ -64,24 +64,31 @@ pub fn fd_limit() -> u64 {
     l.rlim_cur as u64
 }
 
+/// How long a pending connection is safe from the per-address cap: a
+/// legitimate client sends its request within milliseconds, but many of
+/// them may connect at once from one address (an NVR starting its cameras,
+/// viewers behind one proxy), faster than the server reads their requests.
+pub const PER_ADDRESS_GRACE: Duration = Duration::from_secs(1);
+
 /// The pending connections of one listener.
 pub struct PendingConns {
     inner: Mutex<Inner>,
     global: usize,
     per_ip: usize,
+    grace: Duration,
 }
 
 #[derive(Default)]
 struct Inner {
     next: u64,
     /// By admission order: the first entry is the oldest.
-    conns: BTreeMap<u64, (Option<IpAddr>, Arc<Notify>)>,
+    conns: BTreeMap<u64, (Option<IpAddr>, Arc<Notify>, Instant)>,
     per_ip: HashMap<IpAddr, usize>,
 }
 
 impl Inner {
     fn remove(&mut self, id: u64) -> Option<Arc<Notify>> {
-        let (ip, close) = self.conns.remove(&id)?;
+        let (ip, close, _) = self.conns.remove(&id)?;
         if let Some(ip) = ip {
             if let Some(n) = self.per_ip.get_mut(&ip) {
                 *n -= 1;
@@ -93,11 +100,11 @@ impl Inner {
         Some(close)
     }
 
-    fn evict(&mut self, pick: impl Fn(&Option<IpAddr>) -> bool) -> bool {
+    fn evict(&mut self, pick: impl Fn(&Option<IpAddr>, Instant) -> bool) -> bool {
         let Some(id) = self
             .conns
             .iter()
-            .find(|(_, (ip, _))| pick(ip))
+            .find(|(_, (ip, _, at))| pick(ip, *at))
             .map(|(id, _)| *id)
         else {
             return false;
@@ -115,6 +122,17 @@ impl PendingConns {
             inner: Mutex::default(),
             global: global.max(1),
             per_ip: per_ip.max(1),
+            grace: PER_ADDRESS_GRACE,
+        })
+    }
+
+    /// The same with another [`PER_ADDRESS_GRACE`] (tests).
+    pub fn with_grace(global: usize, per_ip: usize, grace: Duration) -> Arc<PendingConns> {
+        Arc::new(PendingConns {
+            inner: Mutex::default(),
+            global: global.max(1),
+            per_ip: per_ip.max(1),
+            grace,
         })
     }
 
@@ -128,21 +146,25 @@ impl PendingConns {
     }
 
     /// Registers a new connection, closing the oldest pending one of the same
-    /// address (or of all) when a cap is reached.
+    /// address when that cap is reached (only one pending for longer than
+    /// the grace: a burst of fresh connections from one address is let in),
+    /// and the oldest of all when the listener's cap is reached.
     pub fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Pending {
         let close = Arc::new(Notify::new());
+        let now = Instant::now();
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(ip) = ip {
             if g.per_ip.get(&ip).copied().unwrap_or(0) >= self.per_ip {
-                g.evict(|x| *x == Some(ip));
+                let grace = self.grace;
+                g.evict(|x, at| *x == Some(ip) && now.saturating_duration_since(at) >= grace);
             }
         }
         if g.conns.len() >= self.global {
-            g.evict(|_| true);
+            g.evict(|_, _| true);
         }
         let id = g.next;
         g.next += 1;
-        g.conns.insert(id, (ip, close.clone()));
+        g.conns.insert(id, (ip, close.clone(), now));
         if let Some(ip) = ip {
             *g.per_ip.entry(ip).or_default() += 1;
         }
@@ -160,7 +182,7 @@ impl PendingConns {
         self.inner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .evict(|_| true)
+            .evict(|_, _| true)
     }
 
     pub fn len(&self) -> usize {
@@ -277,8 +299,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_burst_from_one_address_is_let_in() {
+        // 200 readers connecting at once from one NVR: none is closed while
+        // they are all younger than the grace; the listener's cap still holds.
+        let conns = PendingConns::with_grace(300, 64, Duration::from_secs(3600));
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let burst: Vec<Pending> = (0..200).map(|_| conns.admit(Some(a))).collect();
+        assert!(burst
+            .iter()
+            .all(|p| !p.close.notified().now_or_never_ready()));
+        assert_eq!(conns.len(), 200);
+        let small = PendingConns::with_grace(10, 64, Duration::from_secs(3600));
+        let first = small.admit(Some(a));
+        let _rest: Vec<Pending> = (0..10).map(|_| small.admit(Some(a))).collect();
+        assert!(first.close.notified().now_or_never_ready());
+        assert_eq!(small.len(), 10);
+    }
+
+    #[test]
     fn caps_evict_the_oldest_pending() {
-        let conns = PendingConns::new(4, 2);
+        let conns = PendingConns::with_grace(4, 2, Duration::ZERO);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let a1 = conns.admit(Some(a));
