@@ -29,6 +29,7 @@ fn bundled() -> Vec<PluginRoot_Ref> {
         v.push(camrouter_echo::module());
         v.push(camrouter_expr::module());
         v.push(camrouter_ffmpeg::module());
+        v.push(camrouter_rtsp::module());
         v.push(camrouter_mp4::module());
         v.push(camrouter_mjpeg::module());
     }
