@@ -13,7 +13,7 @@ use crate::params::{Rotate, Shape};
 /// JPEG quality (1–100); close to what ffmpeg's `-q:v 5` gives for the size.
 const QUALITY: u8 = 80;
 /// Largest side we scale to, whatever the client asks (memory per picture).
-const MAX_SIDE: u32 = 4096;
+pub(crate) const MAX_SIDE: u32 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -63,7 +63,10 @@ pub async fn snapshot(extradata: &[u8], au: &[u8], shape: &Shape) -> Result<Vec<
 
 fn filters(shape: &Shape) -> String {
     let mut f = Vec::new();
-    match (shape.width, shape.height) {
+    // The same bound as the in-process path: a page's `<img>` asking for
+    // width=100000 must not make ffmpeg allocate a giant picture.
+    let cap = |v: Option<u32>| v.map(|v| v.clamp(1, crate::decode::MAX_SIDE));
+    match (cap(shape.width), cap(shape.height)) {
         (Some(w), Some(h)) => f.push(format!("scale={w}:{h}")),
         (Some(w), None) => f.push(format!("scale={w}:-1")),
         (None, Some(h)) => f.push(format!("scale=-1:{h}")),
@@ -97,6 +100,10 @@ mod tests {
         assert_eq!(
             filters(&s(None, Some(90), Rotate::Cw270)),
             "scale=-1:90,transpose=2"
+        );
+        assert_eq!(
+            filters(&s(Some(100_000), Some(70_000), Rotate::None)),
+            "scale=4096:4096"
         );
     }
 }
