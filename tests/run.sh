@@ -8,7 +8,26 @@ missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The web UI in Firefox too (tests/browser/firefox.mjs, over WebDriver BiDi).
+[ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+# And in WebKitGTK, Safari's engine (tests/e2e/webkit.py: WebKitWebDriver's
+# MiniBrowser on an Xvfb display, driven by selenium from tests/requirements.txt).
+[ -x /usr/bin/WebKitWebDriver ] || missing+=(webkit2gtk-driver)
+command -v Xvfb >/dev/null || missing+=(xvfb)
 command -v node >/dev/null || missing+=(nodejs npm)
+# Debian packaging (packaging/deb/build.sh) and its checks.
+command -v jq >/dev/null || missing+=(jq)
+command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
+command -v lintian >/dev/null || missing+=(lintian)
+# libopus for the webrtc plugin's AAC → Opus (found through pkg-config at build time).
+pkg-config --exists opus 2>/dev/null || missing+=(pkg-config libopus-dev)
+# A real RTMP server for the rtmp:// source (tests/e2e/test_rtmp.py).
+[ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=(nginx libnginx-mod-rtmp)
+# nginx's stream module terminates TLS in front of it for rtmps:// and rtmpx://.
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+# STUN and TURN server for WebRTC's stun: candidates and a relayed session
+# (tests/e2e/test_webrtc_ice.py); run in the foreground by the test, never as a service.
+command -v turnserver >/dev/null || missing+=(coturn)
 # The RTSP "camera" of the tests: GStreamer's RTSP server through python3-gi.
 if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' 2>/dev/null \
   || ! /usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0"); from gi.repository import Gst; Gst.init(None); import sys; sys.exit(0 if all(Gst.ElementFactory.find(e) for e in ("x264enc", "x265enc", "avenc_aac", "rtph264pay")) else 1)' 2>/dev/null; then
@@ -17,9 +36,14 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
-# Browser tests drive the system Chromium with playwright-core (no browser download).
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+# Browser tests drive the system Chromium with playwright-core and the system
+# Firefox with puppeteer-core (no browser download).
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/puppeteer-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)
+fi
+# node-media-server 4, a real Enhanced RTMP server for AV1 (tests/e2e/test_av1.py).
+if [ ! -d tests/nms/node_modules/node-media-server ]; then
+  (cd tests/nms && npm ci --no-audit --no-fund)
 fi
 
 # go2rtc-client (Home Assistant's) needs Python >= 3.12.
@@ -44,4 +68,7 @@ fi
 cargo build --workspace
 cargo build -p camrouter --features bundled --profile bundled
 cargo test --workspace
-"$venv/bin/python" -m pytest -q tests/e2e
+# Two workers, each file on one of them (module fixtures run once): most
+# tests wait on real-time media, so two at a time nearly halve the run.
+# Each worker takes ports from its own share (tests/e2e/conftest.py).
+"$venv/bin/python" -m pytest -q -n 2 --dist loadfile tests/e2e

@@ -278,6 +278,11 @@ async fn dispatch(ctx: &Ctx, remote: &str, path: &str, req: Request) -> Response
             }
             crate::config_api::handle(app, &method, body).await
         }
+        // What the web editor checks a config against before it saves one.
+        "/api/config/schema" => json_response(
+            &crate::startup::known_sections(&app.registry).json_schema(),
+            true,
+        ),
         "/api/log" => match method {
             Method::GET => (
                 [(header::CONTENT_TYPE, "application/jsonlines")],
@@ -311,7 +316,7 @@ async fn dispatch(ctx: &Ctx, remote: &str, path: &str, req: Request) -> Response
                 Err(e) => e.into_response(),
             }
         }
-        p if app.registry.route(p).is_some() => {
+        p if app.registry.route(method.as_str(), p).is_some() => {
             plugin_http::dispatch(app, p, remote, &query, req).await
         }
         _ if method == Method::GET || method == Method::HEAD => {
@@ -347,7 +352,7 @@ pub const CONFIG_MAX: usize = 2 << 20;
 
 /// How long a request body may pause, and take in all, before the request
 /// is answered 408 and the connection closed.
-const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Reads a whole request body of at most `limit` bytes. A body over the limit
@@ -505,6 +510,9 @@ async fn streams(app: &Arc<App>, method: &Method, query: &str, _body: Bytes) -> 
             let Some(name) = first(&q, "name").filter(|n| !n.is_empty()) else {
                 return text(StatusCode::BAD_REQUEST, "");
             };
+            if q.iter().any(|(k, _)| k == "rename") {
+                return rename_stream(app, src, name).await;
+            }
             let sources: Vec<String> = all(&q, "src").into_iter().map(str::to_string).collect();
             if let Some(existing) = app.graph.stream(src) {
                 // Alias of an existing stream: same sources.
@@ -520,6 +528,15 @@ async fn streams(app: &Arc<App>, method: &Method, query: &str, _body: Bytes) -> 
             empty_ok()
         }
         Method::DELETE => {
+            if let Some(dst) = first(&q, "dst").filter(|d| !d.is_empty()) {
+                // Ends a publisher started by `POST ?src=&dst=URL`; the
+                // stream stays.
+                return if crate::publish::stop(src, dst) {
+                    empty_ok()
+                } else {
+                    text(StatusCode::NOT_FOUND, "")
+                };
+            }
             app.remove_preload(src);
             app.graph.remove_stream(src);
             match crate::config_api::save_stream(app, src, None).await {
@@ -529,6 +546,41 @@ async fn streams(app: &Arc<App>, method: &Method, query: &str, _body: Bytes) -> 
         }
         _ => json_response(&app.graph.streams_json(), false),
     }
+}
+
+/// `PATCH /api/streams?src=OLD&name=NEW&rename` (camrouter's own; go2rtc
+/// has no rename): the stream and its preload move to the new name in the
+/// running graph and in the config file, each in one step.
+async fn rename_stream(app: &Arc<App>, from: &str, to: &str) -> Response {
+    use crate::graph::RenameError;
+    if from == to {
+        return empty_ok();
+    }
+    let preload = app
+        .preloads
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(from)
+        .map(|p| p.query.clone());
+    let sources = match app.graph.rename_stream(from, to) {
+        Ok(s) => s.sources(),
+        Err(e @ RenameError::NotFound) => return text(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(e @ RenameError::Exists) => return text(StatusCode::CONFLICT, &e.to_string()),
+    };
+    if let Err(e) =
+        crate::config_api::rename_stream(app, from, to, &sources, preload.as_deref()).await
+    {
+        // The file is as it was: so is the graph.
+        let _ = app.graph.rename_stream(to, from);
+        return text(StatusCode::BAD_REQUEST, &e);
+    }
+    if let Some(q) = preload {
+        app.remove_preload(from);
+        if let Err(e) = app.preload(to, &q).await {
+            tracing::warn!(target: "streams", stream = to, "preload: {e}");
+        }
+    }
+    empty_ok()
 }
 
 /// `GET /api/streams?src=NAME&video=all&audio=all&microphone`: connects the
@@ -554,13 +606,26 @@ async fn probe(app: &Arc<App>, name: &str, query: &str) -> Response {
 
 /// `POST /api/streams?src=&dst=`: plays `src` into the backchannel of the
 /// stream `dst` (go2rtc's "stream to camera"); an empty `src` stops it.
+/// A `dst` that names no stream is a URL to publish stream `src` to
+/// (`rtmp://…`), until it fails or `DELETE` with the same `src` and `dst`.
 async fn post_stream(app: &Arc<App>, q: &[(String, String)]) -> Response {
     let Some(dst) = first(q, "dst").filter(|d| !d.is_empty()) else {
         return text(StatusCode::BAD_REQUEST, "");
     };
     let src = first(q, "src").unwrap_or("");
     if app.graph.stream(dst).is_none() {
-        return text(StatusCode::NOT_FOUND, "");
+        // go2rtc: a `dst` that is no stream is a target to publish `src` to;
+        // one without a scheme is a stream that does not exist.
+        if app.graph.stream(src).is_none() || crate::loader::scheme_of(dst).is_none() {
+            return text(StatusCode::NOT_FOUND, "");
+        }
+        if dst.chars().any(char::is_whitespace) {
+            return text(StatusCode::BAD_REQUEST, "streams: invalid dynamic source");
+        }
+        return match crate::publish::add(app, src, dst, false) {
+            Ok(()) => empty_ok(),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        };
     }
     if !src.is_empty() && app.graph.stream(src).is_none() {
         if let Err(e) = validate_source(app, src) {

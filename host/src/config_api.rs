@@ -98,6 +98,27 @@ pub async fn save_stream(
     }
 }
 
+/// Moves stream `from` (and its preload, when it has one) to `to` in the
+/// config file: one write, so the file never holds both names or neither.
+pub async fn rename_stream(
+    app: &Arc<App>,
+    from: &str,
+    to: &str,
+    sources: &[String],
+    preload: Option<&str>,
+) -> Result<(), String> {
+    edit(app, |t| {
+        let mut t = camrouter_config::remove_stream(t, from)?;
+        t = camrouter_config::set_stream(&t, to, sources)?;
+        if let Some(q) = preload {
+            t = camrouter_config::remove_preload(&t, from)?;
+            t = camrouter_config::set_preload(&t, to, q)?;
+        }
+        Ok(t)
+    })
+    .await
+}
+
 pub async fn save_preload(app: &Arc<App>, name: &str, query: Option<&str>) -> Result<(), String> {
     match query {
         Some(q) => edit(app, |t| camrouter_config::set_preload(t, name, q)).await,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 use abi_stable::std_types::RArc;
 use abi_stable::std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec};
 use camrouter_plugin_api::abi::{
-    ClientCounters, ConsumerBox, HostApi, LogLevel, SourceBox, SourceEventsBox,
+    ApiCredentials, ClientCounters, ConsumerBox, HostApi, LogLevel, SourceBox, SourceEventsBox,
 };
 use camrouter_plugin_api::Packet;
 use serde_json::Value;
@@ -23,6 +23,14 @@ pub struct HostImpl {
     pub graph: Weak<Graph>,
     /// Applied when a consumer's query names no media (`rtsp.default_query`).
     pub default_query: String,
+    /// `api.username` and `api.password` (`check_api_credentials`).
+    pub api_credentials: (String, String),
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// tells nothing about how much of a guess was right.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl HostApi for HostImpl {
@@ -64,13 +72,25 @@ impl HostApi for HostImpl {
 
     fn remove_consumer(&self, id: u64) {
         if let Some(g) = self.graph.upgrade() {
-            g.detach(id);
+            if crate::graph::delivering() {
+                // Called from inside a packet delivery, which holds a track
+                // lock that `detach` needs: detach once it is released.
+                std::thread::spawn(move || g.detach(id));
+            } else {
+                g.detach(id);
+            }
         }
     }
 
     fn consumer_send(&self, id: u64, track: u32, packet: &Packet) {
         if let Some(g) = self.graph.upgrade() {
             g.consumer_send(id, track, packet);
+        }
+    }
+
+    fn request_keyframe(&self, id: u64, track: u32) {
+        if let Some(g) = self.graph.upgrade() {
+            g.request_keyframe(id, track);
         }
     }
 
@@ -138,6 +158,21 @@ impl HostApi for HostImpl {
     fn set_fact(&self, key: RStr<'_>, value: RString) {
         if let Ok(mut f) = self.facts.lock() {
             f.insert(key.to_string(), value.into_string());
+        }
+    }
+
+    fn check_api_credentials(&self, user: RStr<'_>, password: RStr<'_>) -> ApiCredentials {
+        let (u, p) = &self.api_credentials;
+        if u.is_empty() {
+            return ApiCredentials::AuthOff;
+        }
+        // Both compared, whatever the first gives.
+        let ok_user = same_secret(user.as_str().as_bytes(), u.as_bytes());
+        let ok_password = same_secret(password.as_str().as_bytes(), p.as_bytes());
+        if ok_user & ok_password {
+            ApiCredentials::Accepted
+        } else {
+            ApiCredentials::Refused
         }
     }
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use abi_stable::std_types::{RResult, RStr, RString};
 use camrouter_plugin_api::abi::{PluginBox, PluginRoot_Ref, SourceBox, SourceEventsBox};
 
@@ -17,6 +17,8 @@ pub const FILE_PREFIX: &str = "libcamrouter_plugin_";
 /// `app.modules` names that are parts of the host, not plugins.
 pub const HOST_MODULES: &[&str] = &["api", "ws", "streams", "app", "log", "preload", "static"];
 pub const SYSTEM_DIR: &str = "/usr/lib/camrouter/plugins";
+/// Plugin dir below the binary's prefix (`<prefix>/bin/camrouter`).
+pub const PREFIX_PLUGIN_DIR: &str = "lib/camrouter/plugins";
 
 pub struct LoadedPlugin {
     pub name: String,
@@ -111,14 +113,24 @@ fn short_error(e: &dyn std::fmt::Display) -> String {
 /// Opens one plugin file and checks its ABI. Never panics on a bad file.
 pub fn open_file(path: &Path) -> Result<PluginRoot_Ref, String> {
     check_permissions(path)?;
-    let header = lib_header_from_path(path).map_err(|e| describe(&e))?;
-    header
-        .init_root_module::<PluginRoot_Ref>()
-        .map_err(|e| format!("incompatible plugin-api: {}", describe(&e)))
+    let header = lib_header_from_path(path).map_err(|e| describe(&e, None))?;
+    let built_for = header.version_strings().to_string();
+    header.init_root_module::<PluginRoot_Ref>().map_err(|e| {
+        format!(
+            "incompatible plugin-api: {}",
+            describe(&e, Some(&built_for))
+        )
+    })
 }
 
-/// abi_stable's errors in one line a user can act on.
-fn describe(e: &LibraryError) -> String {
+/// The plugin-api version this host was built with.
+pub fn host_abi() -> String {
+    <PluginRoot_Ref as RootModule>::VERSION_STRINGS.to_string()
+}
+
+/// abi_stable's errors in one line a user can act on. `built_for` is the
+/// plugin-api version the plugin says it was built with, once it is known.
+fn describe(e: &LibraryError, built_for: Option<&str>) -> String {
     match e {
         LibraryError::OpenError { .. } => format!("cannot open: {}", short_error(e)),
         LibraryError::GetSymbolError { .. } => {
@@ -131,9 +143,13 @@ fn describe(e: &LibraryError) -> String {
         } => format!(
             "built for plugin-api {actual_version}, this host has {expected_version}: rebuild the plugin"
         ),
+        // Same 0.MINOR but other types: a plugin-api changed without a
+        // version bump, or a plugin built against another patch level that
+        // changed a trait it implements.
         LibraryError::AbiInstability(_) => format!(
-            "root module layout differs from this host's plugin-api {}: rebuild the plugin",
-            env!("CARGO_PKG_VERSION")
+            "built for plugin-api {}, its types differ from this host's plugin-api {}: rebuild the plugin",
+            built_for.unwrap_or("(unknown)"),
+            host_abi()
         ),
         other => short_error(other),
     }
@@ -164,8 +180,15 @@ impl Registry {
         v
     }
 
-    pub fn route(&self, path: &str) -> Option<&PluginBox> {
-        self.routes.get(path).map(|&i| &self.plugins[i].object)
+    /// The plugin serving `method` on `path`: a `"METHOD /path"` route first
+    /// (`true`: the plugin streams the request body), then a plain one.
+    pub fn route(&self, method: &str, path: &str) -> Option<(&PluginBox, bool)> {
+        if let Some(&i) = self.routes.get(&format!("{method} {path}")) {
+            return Some((&self.plugins[i].object, true));
+        }
+        self.routes
+            .get(path)
+            .map(|&i| (&self.plugins[i].object, false))
     }
 
     /// Index of the plugin handling a `/api/ws` message type.
@@ -232,6 +255,35 @@ mod tests {
         assert_eq!(scheme_of("exec:ffmpeg -i x"), Some("exec"));
         assert_eq!(scheme_of("nocolon"), None);
         assert_eq!(scheme_of("a b:c"), None);
+    }
+
+    #[test]
+    fn abi_refusals_name_both_versions() {
+        use abi_stable::sabi_types::VersionNumber;
+        let old = LibraryError::IncompatibleVersionNumber {
+            library_name: "camrouter_plugin",
+            expected_version: VersionNumber {
+                major: 0,
+                minor: 2,
+                patch: 0,
+            },
+            actual_version: VersionNumber {
+                major: 0,
+                minor: 1,
+                patch: 3,
+            },
+        };
+        assert_eq!(
+            describe(&old, Some("0.1.3")),
+            "built for plugin-api 0.1.3, this host has 0.2.0: rebuild the plugin"
+        );
+        let layout = LibraryError::AbiInstability(abi_stable::std_types::RBoxError::new(
+            std::io::Error::other("field 12 differs\n...thousands of lines"),
+        ));
+        assert_eq!(
+            describe(&layout, Some("0.2.0")),
+            format!("built for plugin-api 0.2.0, its types differ from this host's plugin-api {}: rebuild the plugin", host_abi())
+        );
     }
 
     #[test]

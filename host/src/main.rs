@@ -13,6 +13,7 @@ mod metrics;
 mod origin;
 mod play;
 mod plugin_http;
+mod publish;
 mod serve;
 mod startup;
 mod tls;

@@ -32,6 +32,12 @@ fn bundled() -> Vec<PluginRoot_Ref> {
         v.push(camrouter_rtsp::module());
         v.push(camrouter_mp4::module());
         v.push(camrouter_mjpeg::module());
+        v.push(camrouter_hls::module());
+        v.push(camrouter_http::module());
+        v.push(camrouter_flv::module());
+        v.push(camrouter_webrtc::module());
+        v.push(camrouter_rtmp::module());
+        v.push(camrouter_onvif::module());
     }
     v
 }
@@ -49,6 +55,13 @@ fn plugin_dirs(args: &Args, config: &Value) -> Vec<PathBuf> {
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from))
     {
+        // The installed layout, relative to the binary: /usr/bin/camrouter
+        // finds the packages' /usr/lib/camrouter/plugins, /usr/local/bin's
+        // finds /usr/local/lib/..., and a tree unpacked anywhere else (a
+        // test root, a tarball) finds its own plugins.
+        if let Some(prefix) = exe_dir.parent() {
+            dirs.push(prefix.join(loader::PREFIX_PLUGIN_DIR));
+        }
         dirs.push(exe_dir);
     }
     dirs.push(PathBuf::from(loader::SYSTEM_DIR));
@@ -88,6 +101,16 @@ fn load_plugins(
             }
         }
     }
+    let api_user = app_config
+        .pointer("/api/username")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let api_password = app_config
+        .pointer("/api/password")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
     let host = || -> HostBox {
         HostBox::from_ptr(
             RArc::new(HostImpl {
@@ -95,6 +118,7 @@ fn load_plugins(
                 logger: logger.clone(),
                 graph: Arc::downgrade(graph),
                 default_query: default_query.clone(),
+                api_credentials: (api_user.clone(), api_password.clone()),
             }),
             TD_Opaque,
         )
@@ -160,7 +184,7 @@ fn load_plugins(
     registry
 }
 
-fn known_sections(registry: &Registry) -> camrouter_config::Known {
+pub fn known_sections(registry: &Registry) -> camrouter_config::Known {
     let mut k = camrouter_config::Known::new()
         .section(
             "api",
@@ -309,6 +333,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 });
             }
         }
+        crate::publish::start_config(&app);
         let api_cfg = config.get("api").cloned().unwrap_or(Value::Null);
         if let Err(e) = serve_api(app.clone(), &api_cfg).await {
             tracing::error!(target: "api", "{e:#}");

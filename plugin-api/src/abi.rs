@@ -10,7 +10,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RArc, RBox, ROption, RResult, RStr, RString, RVec, Tuple2},
+    std_types::{RArc, RBox, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
     StableAbi,
 };
 
@@ -134,6 +134,16 @@ pub struct HttpRequest {
     pub remote_addr: RString,
 }
 
+impl HttpRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.0.as_str().eq_ignore_ascii_case(name))
+            .map(|h| h.1.as_str())
+    }
+}
+
 pub type Headers = RVec<Tuple2<RString, RString>>;
 
 /// The host's services, given to a plugin at init.
@@ -191,6 +201,30 @@ pub trait HostApi: Send + Sync {
     /// `rtsp.internal_url` = `rtsp://127.0.0.1:8554`.
     fn set_fact(&self, key: RStr<'_>, value: RString);
     fn fact(&self, key: RStr<'_>) -> ROption<RString>;
+    /// Checks a user and password a client gave a plugin (an RTMP publisher)
+    /// against the API's (`api.username`/`api.password`), for a plugin that
+    /// protects what it serves with the API's credentials when auth is on.
+    /// Compares in constant time; must not be used to find out the
+    /// credentials (the plugin passes what the client sent, nothing else).
+    fn check_api_credentials(&self, user: RStr<'_>, password: RStr<'_>) -> ApiCredentials;
+    /// A viewer of consumer `id` lost video on the consumer's track `track`
+    /// (a WebRTC viewer's PLI/FIR): the host asks the producers feeding that
+    /// track for a keyframe (`Source::request_keyframe`). Advisory: a
+    /// producer that cannot act on it ignores it, so the caller still waits
+    /// for the next keyframe. Allowed wherever `consumer_send` is (also
+    /// from `Consumer::packet`); the caller rate-limits (a viewer may send
+    /// one per lost packet).
+    fn request_keyframe(&self, id: u64, track: u32);
+}
+
+/// The outcome of `HostApi::check_api_credentials`.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiCredentials {
+    /// The API has no username: auth is off.
+    AuthOff,
+    Accepted,
+    Refused,
 }
 
 /// What an opened source reports to the host. Implemented by the host.
@@ -215,6 +249,10 @@ pub trait Source: Send + Sync {
     fn send(&self, track: u32, packet: &Packet);
     /// Stop and release everything. Must not block.
     fn stop(&self);
+    /// A consumer asks for a keyframe on producer track `track` (see
+    /// `HostApi::request_keyframe`). Must not block; sources that cannot
+    /// ask their upstream for one leave the default, which does nothing.
+    fn request_keyframe(&self, _track: u32) {}
 }
 
 /// A consumer of a stream. Implemented by a plugin (RTSP session, WebRTC peer, ...).
@@ -225,7 +263,11 @@ pub trait Consumer: Send + Sync {
     fn failed(&self, error: RString);
     /// `track` is the consumer's own track index (position in `attached`'s
     /// medias); `packet.track` is the producer's. Must only enqueue, never
-    /// block: it runs on the producer's thread.
+    /// block: it runs on the producer's thread, under the host's lock of that
+    /// track. From in here a plugin may call `remove_consumer` (deferred by
+    /// the host), the client calls, `consumer_send` and `log`; stream and
+    /// producer changes (`add_stream`, `remove_stream`, `add_producer`) must
+    /// be made from another thread.
     fn packet(&self, track: u32, packet: &Packet);
     /// The stream is gone for good (deleted, or every source failed).
     fn closed(&self, reason: RString);
@@ -243,6 +285,28 @@ pub trait BodySink: Send + Sync {
 pub trait Responder: Send + Sync {
     fn respond(&self, status: u16, headers: Headers, body: RVec<u8>);
     fn stream(&self, status: u16, headers: Headers) -> BodySinkBox;
+    /// For a request on a `"METHOD /path"` route (see `PluginObject::routes`):
+    /// hands its body to `body` as it arrives (ingest: `POST /api/stream.ts`).
+    /// Call at most once, before answering. The body is read until it ends or
+    /// the plugin answers, whichever comes first: a plugin that takes a
+    /// publisher's body answers after `RequestBody::end`, or earlier to cut
+    /// the publisher off. A body silent for 10 s ends with an error; there
+    /// is no limit on its total length or duration.
+    fn read_body(&self, body: RequestBodyBox);
+}
+
+/// A streaming request body, received by a plugin. Implemented by a plugin.
+#[sabi_trait]
+pub trait RequestBody: Send + Sync {
+    /// The next piece of the body. The host calls it from the connection's
+    /// task, one piece at a time and in order, and reads the next piece only
+    /// when it returns: a plugin that is slow paces the sender (TCP
+    /// backpressure) and delays nobody else. Must not block on IO.
+    fn data(&self, chunk: RSlice<'_, u8>);
+    /// The body ended: `error` is `None` at its regular end, or why it was cut
+    /// (silence, connection reset). Called once, last; not called when the
+    /// plugin answered first.
+    fn end(&self, error: ROption<RString>);
 }
 
 /// Sends WebSocket messages to one `/api/ws` client.
@@ -258,7 +322,11 @@ pub trait PluginObject: Send + Sync {
     /// URL schemes this plugin opens as sources (`rtsp`, `exec`, ...).
     fn schemes(&self) -> RVec<RString>;
     fn open_source(&self, url: RStr<'_>, events: SourceEventsBox) -> RResult<SourceBox, RString>;
-    /// HTTP paths this plugin serves (exact paths, e.g. `/api/frame.jpeg`).
+    /// HTTP paths this plugin serves (exact paths, e.g. `/api/frame.jpeg`),
+    /// any method. A route `"POST /api/stream.ts"` (method, one space, path)
+    /// takes only that method and wins over another plugin's plain route of
+    /// the same path; the host does not read its body (`HttpRequest::body` is
+    /// empty): the plugin streams it with `Responder::read_body`.
     fn routes(&self) -> RVec<RString>;
     fn http(&self, request: HttpRequest, responder: ResponderBox);
     /// `/api/ws` message types (or prefixes ending with `*`) this plugin handles.
@@ -277,6 +345,38 @@ pub trait PluginObject: Send + Sync {
     /// files outside the directories its config allows, or load code. Sources
     /// from the config file are never checked. Must not block or start anything.
     fn check_untrusted_source(&self, url: RStr<'_>) -> RResult<(), RString>;
+    /// Starts pushing stream `stream` to `url` (one of this plugin's
+    /// schemes: `POST /api/streams?src=cam&dst=rtmp://…`, the config's
+    /// `publish:`). The plugin attaches its own consumer to the stream
+    /// (`HostApi::add_consumer`, listed in `/api/streams` as any other) and
+    /// connects to the target; it returns at once, and reports the end of
+    /// the publisher (the target refused or dropped it, the stream failed)
+    /// through `events.closed`, once. An `Err` means it cannot publish to
+    /// this URL at all (no such support, a malformed URL). The host calls
+    /// `Publisher::stop` once when it no longer wants the publisher, also
+    /// after `closed`; reconnecting is the host's decision, by calling this
+    /// again. Must not block.
+    fn publish(
+        &self,
+        stream: RStr<'_>,
+        url: RStr<'_>,
+        events: PublishEventsBox,
+    ) -> RResult<PublisherBox, RString>;
+}
+
+/// What a publisher reports to the host. Implemented by the host.
+#[sabi_trait]
+pub trait PublishEvents: Send + Sync {
+    /// The publisher ended; `reason` says why (logged, and used to choose
+    /// the reconnect delay as for sources). Not called after `stop`.
+    fn closed(&self, reason: RString);
+}
+
+/// A running publisher (see `PluginObject::publish`). Implemented by a plugin.
+#[sabi_trait]
+pub trait Publisher: Send + Sync {
+    /// Disconnect from the target and leave the stream. Must not block.
+    fn stop(&self);
 }
 
 pub type HostBox = HostApi_TO<'static, RArc<()>>;
@@ -285,8 +385,11 @@ pub type SourceBox = Source_TO<'static, RBox<()>>;
 pub type ConsumerBox = Consumer_TO<'static, RArc<()>>;
 pub type BodySinkBox = BodySink_TO<'static, RBox<()>>;
 pub type ResponderBox = Responder_TO<'static, RBox<()>>;
+pub type RequestBodyBox = RequestBody_TO<'static, RBox<()>>;
 pub type WsSenderBox = WsSender_TO<'static, RArc<()>>;
 pub type PluginBox = PluginObject_TO<'static, RBox<()>>;
+pub type PublishEventsBox = PublishEvents_TO<'static, RArc<()>>;
+pub type PublisherBox = Publisher_TO<'static, RBox<()>>;
 
 /// The root module every plugin library exports.
 #[repr(C)]

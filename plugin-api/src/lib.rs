@@ -5,15 +5,21 @@
 //! the loadable `libcamrouter_plugin_<module>.so`.
 
 pub mod abi;
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod cmd;
 pub mod conn;
 pub mod gop;
 pub mod log;
 #[cfg(feature = "media")]
 pub mod media;
+#[cfg(feature = "media")]
+pub mod muxed;
 pub mod queue;
 pub mod sdk;
 pub mod secret;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod url;
 
 pub use abi::{Codec, Direction, Media, MediaKind, Packet, FLAG_DISCONTINUITY, FLAG_KEYFRAME};

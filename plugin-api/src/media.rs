@@ -7,6 +7,33 @@ use camrouter_media::codec::{CodecInfo, CodecName, MediaKind as MKind};
 use crate::abi::{Codec, Direction, Media, MediaKind};
 use crate::RVec;
 
+/// A demuxed frame (`exec:` stdout, an HTTP body) as a packet. `received` is
+/// the time since the source connected; it stamps frames whose container
+/// has no timestamps, in the track's `clock_rate`.
+pub fn frame_packet(
+    frame: camrouter_media::Frame,
+    clock_rate: u32,
+    received: std::time::Duration,
+) -> crate::Packet {
+    let clock = u128::from(clock_rate.max(1));
+    let pts = frame
+        .pts
+        .unwrap_or((received.as_micros() * clock / 1_000_000) as i64);
+    let dts = frame.dts.filter(|_| frame.pts.is_some()).unwrap_or(pts);
+    crate::Packet {
+        track: frame.track as u32,
+        flags: if frame.keyframe {
+            crate::FLAG_KEYFRAME
+        } else {
+            0
+        },
+        pts,
+        dts,
+        received_at_us: received.as_micros() as u64,
+        payload: crate::RArc::new(RVec::from(frame.data)),
+    }
+}
+
 /// The ABI codec for a track; `payload_type` and `fmtp` are left empty (they
 /// belong to an SDP, which a `CodecInfo` does not carry).
 pub fn to_codec(info: &CodecInfo) -> Codec {

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RArc, RBox, RErr, ROk, RResult, RStr, RString, RVec, Tuple2};
+use abi_stable::std_types::{
+    RArc, RBox, RErr, ROk, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2,
+};
 
 use crate::abi::{self, *};
 
@@ -69,6 +71,10 @@ impl Host {
     pub fn consumer_send(&self, id: u64, track: u32, packet: &Packet) {
         self.0.consumer_send(id, track, packet)
     }
+    /// See [`HostApi::request_keyframe`].
+    pub fn request_keyframe(&self, id: u64, track: u32) {
+        self.0.request_keyframe(id, track)
+    }
     /// See [`HostApi::add_client`]: one connected client of a shared
     /// consumer. Dropping the returned [`Client`] removes it.
     pub fn add_client(&self, consumer: u64, info: serde_json::Value) -> Client {
@@ -100,6 +106,11 @@ impl Host {
             .fact(RStr::from_str(key))
             .into_option()
             .map(RString::into_string)
+    }
+    /// See [`HostApi::check_api_credentials`].
+    pub fn check_api_credentials(&self, user: &str, password: &str) -> ApiCredentials {
+        self.0
+            .check_api_credentials(RStr::from_str(user), RStr::from_str(password))
     }
     pub fn add_producer(
         &self,
@@ -185,10 +196,39 @@ impl SourceEvents {
     }
 }
 
+/// What a publisher reports to the host (see [`abi::PublishEvents`]); cheap to clone.
+#[derive(Clone)]
+pub struct PublishEvents(Arc<PublishEventsBox>);
+
+impl PublishEvents {
+    pub fn closed(&self, reason: &str) {
+        self.0.closed(RString::from(reason))
+    }
+}
+
+/// A running publisher, plugin side. See [`abi::Publisher`].
+pub trait Publisher: Send + Sync + 'static {
+    fn stop(&self);
+}
+
+struct GuardedPublisher {
+    inner: Box<dyn Publisher>,
+    failed: AtomicBool,
+}
+
+impl abi::Publisher for GuardedPublisher {
+    fn stop(&self) {
+        self.failed.store(false, Ordering::Relaxed);
+        guard("publisher stop", &self.failed, || self.inner.stop());
+    }
+}
+
 /// A running source, plugin side.
 pub trait Source: Send + Sync + 'static {
     fn send(&self, _track: u32, _packet: &Packet) {}
     fn stop(&self);
+    /// See [`abi::Source::request_keyframe`].
+    fn request_keyframe(&self, _track: u32) {}
 }
 
 /// A consumer, plugin side. See [`abi::Consumer`].
@@ -223,6 +263,42 @@ impl Responder {
     }
     pub fn stream(self, status: u16, headers: &[(&str, &str)]) -> BodySink {
         BodySink(self.0.stream(status, headers_of(headers)))
+    }
+    /// Streams the request body of a `"METHOD /path"` route into `body`;
+    /// see [`abi::Responder::read_body`]. Answer afterwards (or to stop it).
+    pub fn read_body(&self, body: impl RequestBody) {
+        self.0.read_body(abi::RequestBodyBox::from_value(
+            GuardedBody {
+                inner: body,
+                failed: AtomicBool::new(false),
+            },
+            TD_Opaque,
+        ))
+    }
+}
+
+/// A streaming request body, plugin side. See [`abi::RequestBody`].
+pub trait RequestBody: Send + Sync + 'static {
+    fn data(&self, chunk: &[u8]);
+    fn end(&self, error: Option<String>);
+}
+
+struct GuardedBody<B> {
+    inner: B,
+    failed: AtomicBool,
+}
+
+impl<B: RequestBody> abi::RequestBody for GuardedBody<B> {
+    fn data(&self, chunk: RSlice<'_, u8>) {
+        guard("request body", &self.failed, || {
+            self.inner.data(chunk.as_slice())
+        });
+    }
+    fn end(&self, error: ROption<RString>) {
+        guard("request body end", &self.failed, || {
+            self.inner
+                .end(error.into_option().map(RString::into_string))
+        });
     }
 }
 
@@ -298,6 +374,17 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     fn check_untrusted_source(&self, _url: &str) -> Result<(), String> {
         Ok(())
     }
+    /// See [`abi::PluginObject::publish`]. The default: publishing to this
+    /// plugin's schemes is not supported.
+    fn publish(
+        &self,
+        _stream: &str,
+        url: &str,
+        _events: PublishEvents,
+    ) -> Result<Box<dyn Publisher>, String> {
+        let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+        Err(format!("publishing to {scheme}: is not supported"))
+    }
 }
 
 fn strings(v: Vec<String>) -> RVec<RString> {
@@ -361,6 +448,27 @@ impl<P: Plugin> abi::PluginObject for GuardedPlugin<P> {
             None => RErr(RString::from("plugin failed (panic)")),
         }
     }
+    fn publish(
+        &self,
+        stream: RStr<'_>,
+        url: RStr<'_>,
+        events: PublishEventsBox,
+    ) -> RResult<PublisherBox, RString> {
+        let events = PublishEvents(Arc::new(events));
+        match guard("publish", &self.failed, || {
+            self.inner.publish(stream.as_str(), url.as_str(), events)
+        }) {
+            Some(Ok(p)) => ROk(PublisherBox::from_ptr(
+                RBox::new(GuardedPublisher {
+                    inner: p,
+                    failed: AtomicBool::new(false),
+                }),
+                TD_Opaque,
+            )),
+            Some(Err(e)) => RErr(RString::from(e)),
+            None => RErr(RString::from("plugin failed (panic)")),
+        }
+    }
     fn shutdown(&self) {
         guard("shutdown", &self.failed, || self.inner.shutdown());
         if let Ok(mut rt) = self.runtime.lock() {
@@ -386,6 +494,11 @@ impl abi::Source for GuardedSource {
         // Stop must run even after an earlier panic, to release processes.
         self.failed.store(false, Ordering::Relaxed);
         guard("source stop", &self.failed, || self.inner.stop());
+    }
+    fn request_keyframe(&self, track: u32) {
+        guard("source keyframe request", &self.failed, || {
+            self.inner.request_keyframe(track)
+        });
     }
 }
 

@@ -11,7 +11,7 @@ fn ends_url(c: char) -> bool {
 /// Query or `#param` keys whose values are secrets (case-insensitive).
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["pass", "pwd", "token", "secret"]
+    ["pass", "pwd", "token", "secret", "credential"]
         .iter()
         .any(|w| k.contains(w))
         || matches!(
@@ -23,8 +23,11 @@ fn is_secret_key(key: &str) -> bool {
 /// Masks the password of every `scheme://user:password@` (URLs nest, as in
 /// `#transport=ws://user:pass@…`, and free text holds several), the values of
 /// secret-looking `key=value` parameters (`password=`, `pass=`, `pwd=`,
-/// `token=`, `secret=`, `key=`, `apikey=`, `auth=`, …), and `Basic`
-/// credentials after `Authorization:`. Masked parts become `***`.
+/// `token=`, `secret=`, `key=`, `apikey=`, `auth=`, …), `Basic`
+/// credentials after `Authorization:`, and the value of a JSON
+/// `"credential"` (a TURN server's, as `ice_servers` lists hold, also in a
+/// `webrtc:` source's `#ice_servers=`; quotes escaped or not). Masked parts
+/// become `***`.
 ///
 /// A password written without percent-encoding may hold `/`, `?` or `#`; as
 /// long as it ends at an `@` before the next space or quote, it is masked too,
@@ -35,7 +38,38 @@ pub fn mask(text: &str) -> String {
     mask_userinfo(&mut out);
     mask_params(&mut out);
     mask_authorization(&mut out);
+    mask_json_credential(&mut out);
     out
+}
+
+/// `"credential":"…"` (or `\"credential\":\"…\"` inside a quoted string).
+fn mask_json_credential(out: &mut String) {
+    const KEY: &str = "credential";
+    let mut i = 0;
+    while let Some(at) = out[i..].find(KEY).map(|p| p + i) {
+        i = at + KEY.len();
+        if !out[..at].ends_with('"') {
+            continue;
+        }
+        let rest = &out[i..];
+        let after_key = rest.trim_start_matches(['\\', '"']);
+        let Some(after_colon) = after_key.trim_start().strip_prefix(':') else {
+            continue;
+        };
+        let after_colon = after_colon.trim_start();
+        let value = after_colon.trim_start_matches('\\');
+        let Some(value) = value.strip_prefix('"') else {
+            continue;
+        };
+        let vstart = out.len() - value.len();
+        let vend = value.find(['"', '\\']).map_or(out.len(), |p| vstart + p);
+        if vend > vstart && &out[vstart..vend] != "***" {
+            out.replace_range(vstart..vend, "***");
+            i = vstart + 3;
+        } else {
+            i = vend;
+        }
+    }
 }
 
 fn mask_userinfo(out: &mut String) {
@@ -203,6 +237,27 @@ mod tests {
             r#"{"url":"rtsp://u:***@h/s","password":"x"}"#
         );
         assert_eq!(mask("pid=5 password=hunter2 ok"), "pid=5 password=*** ok");
+        // A TURN credential, in ice_servers JSON (a `webrtc:` source's
+        // `#ice_servers=`), raw and as a log field quotes it.
+        let src = r#"webrtc:http://h/#ice_servers=[{"urls":"turn:t","username":"u","credential":"s3c ret"}]"#;
+        assert_eq!(
+            mask(src),
+            r#"webrtc:http://h/#ice_servers=[{"urls":"turn:t","username":"u","credential":"***"}]"#
+        );
+        assert_eq!(
+            mask(r#"url="x#ice_servers=[{\"credential\": \"s3c\"}]" ok"#),
+            r#"url="x#ice_servers=[{\"credential\": \"***\"}]" ok"#
+        );
+        assert_eq!(mask("credential=abc&x=1"), "credential=***&x=1");
+        for cut in 0..src.len() {
+            let _ = mask(&src[..cut]);
+        }
+        assert_eq!(mask(r#"{"credential":""}"#), r#"{"credential":""}"#);
+        assert_eq!(mask(r#""credential":"é"#), r#""credential":"***"#);
+        assert_eq!(
+            mask("check the username and credential in ice_servers"),
+            "check the username and credential in ice_servers"
+        );
         assert_eq!(
             mask("Authorization: Basic YWRtaW46c2VjcmV0\r\nCSeq: 2"),
             "Authorization: Basic ***\r\nCSeq: 2"

@@ -1,5 +1,5 @@
 // Opens camrouter's web UI in headless Chromium and prints what a person sees
-// in the stream table as JSON: [{stream, producers, consumers}].
+// in the stream list as JSON: [{stream, producers, consumers}].
 // Usage: node ui.mjs URL [screenshot.png]
 import { chromium } from 'playwright-core';
 
@@ -12,16 +12,18 @@ try {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${m.text()} (${m.location().url})`); });
   await page.goto(url);
-  await page.waitForSelector('#streams tr', { timeout: 10000 });
+  await page.waitForSelector('#streams .stream', { timeout: 10000 });
   // The page refreshes every 3 s; wait for a running producer when asked to.
   if (process.env.WAIT_FOR) {
     await page.waitForFunction((t) => document.body.innerText.includes(t), process.env.WAIT_FOR, { timeout: 15000 });
   }
-  const rows = await page.$$eval('#streams tr', (trs) => trs.map((tr) => {
-    const td = tr.querySelectorAll('td');
-    return { stream: td[0].innerText, producers: td[1].innerText, consumers: td[2].innerText };
-  }));
+  const rows = await page.$$eval('#streams .stream', (cards) => cards.map((c) => ({
+    stream: c.querySelector('.name').innerText,
+    producers: c.querySelector('.producers-box > div').innerText,
+    consumers: c.querySelector('.consumers-box > div').innerText,
+  })));
   const info = await page.$eval('#info', (e) => e.innerText);
   if (shot) await page.screenshot({ path: shot, fullPage: true });
   console.log(JSON.stringify({ rows, info, errors }));

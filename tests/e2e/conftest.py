@@ -33,10 +33,37 @@ def terminate(proc, grace=5):
             proc.wait()
 
 
+# Ports handed out in this test process. The kernel may give the same
+# ephemeral port to two binds in a row once the first socket is closed, so a
+# server asking for its API and RTMP ports back to back could get one port
+# twice (seen in CI: "api: listen ... Address already in use").
+_handed_out: set[int] = set()
+
+
+# Under pytest-xdist each worker takes only its share of the port space, so
+# two workers never hand out the same port. The kernel gives bind(0) mostly
+# even ports, hence the share is decided on port // 2.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def _fresh_port(kind) -> int:
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out and (port // 2) % _WORKERS == _WORKER:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh port after 1000 tries")
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return _fresh_port(socket.SOCK_STREAM)
+
+
+def free_udp_port():
+    return _fresh_port(socket.SOCK_DGRAM)
 
 
 class Server:
@@ -52,9 +79,21 @@ class Server:
         # test configures it itself.
         if "\nrtsp:" not in "\n" + config:
             config += "rtsp:\n  listen: 127.0.0.1:{rtsp}\n"
+        # WebRTC's UDP port likewise (its default, :8555, is every address).
+        self.webrtc_port = free_udp_port()
+        if "\nwebrtc:" not in "\n" + config:
+            config += "webrtc:\n  listen: 127.0.0.1:{webrtc}\n"
+        # RTMP's default, :1935, likewise.
+        self.rtmp_port = free_port()
+        self.rtmp_url = f"rtmp://127.0.0.1:{self.rtmp_port}"
+        if "\nrtmp:" not in "\n" + config:
+            config += "rtmp:\n  listen: 127.0.0.1:{rtmp}\n"
         self.config_path = workdir / "camrouter.yaml"
         self.config_path.write_text(
-            config.replace("{port}", str(self.port)).replace("{rtsp}", str(self.rtsp_port))
+            config.replace("{port}", str(self.port))
+            .replace("{rtsp}", str(self.rtsp_port))
+            .replace("{webrtc}", str(self.webrtc_port))
+            .replace("{rtmp}", str(self.rtmp_port))
         )
         self.args = list(args)
         for d in plugin_dirs:
@@ -160,3 +199,18 @@ def panicky_plugin_dir(tmp_path):
     shutil.copy(src, dst)
     os.chmod(dst, 0o644)
     return d
+
+
+def read_stream(url, seconds, limit=256 << 20):
+    """An endless HTTP body (stream.ts, stream.y4m, ...) read for `seconds`:
+    (lower-cased headers, bytes)."""
+    data = bytearray()
+    with urllib.request.urlopen(url, timeout=30) as r:
+        headers = {k.lower(): v for k, v in r.headers.items()}
+        deadline = time.time() + seconds
+        while time.time() < deadline and len(data) < limit:
+            chunk = r.read1(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    return headers, bytes(data)

@@ -55,6 +55,9 @@ AUDIO = {
     ),
     "pcmu": "audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0",
     "pcma": "audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8",
+    "l16": (
+        "audio/x-raw,format=S16BE,rate=16000,channels=1 ! rtpL16pay name=pay1 pt=98"
+    ),
     "opus": (
         "audio/x-raw,rate=48000,channels=2 ! opusenc bitrate=32000 "
         "! rtpopuspay name=pay1 pt=111"

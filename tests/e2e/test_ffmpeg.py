@@ -46,3 +46,27 @@ def test_hardware_without_a_gpu_falls_back_to_software(server_factory):
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)["streams"][0]
     assert (st["codec_name"], st["width"], st["height"]) == ("h264", 320, 240)
+
+
+def test_video_raw_template_plays_as_h264(server_factory):
+    """`#video=raw` pipes Y4M out of ffmpeg (go2rtc's `-c:v rawvideo` made
+    ffmpeg refuse to start); the pictures are encoded to H.264 once, so an
+    RTSP reader gets H.264 at the source's size."""
+    import json
+    import subprocess
+
+    s = server_factory(
+        "streams:\n  r: ffmpeg:virtual?video&size=320x240#video=raw\n"
+        "api:\n  listen: 127.0.0.1:{port}\n"
+    ).start()
+    r = subprocess.run(
+        ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-count_frames", "-read_intervals", "%+2",
+         "-show_streams", "-of", "json", f"{s.rtsp_url}/r"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr + s.output()[-2000:]
+    st = json.loads(r.stdout)["streams"][0]
+    assert (st["codec_name"], st["width"], st["height"]) == ("h264", 320, 240), st
+    assert int(st["nb_read_frames"]) >= 10, st
+    prod = s.get_json("/api/streams?src=r")["producers"][0]
+    assert "-c:v wrapped_avframe" in prod["source"], prod["source"]

@@ -15,7 +15,7 @@ import pytest
 from go2rtc_client import Go2RtcRestClient
 
 from camera import camera_factory  # noqa: F401  (fixture)
-from conftest import wait_until
+from conftest import read_stream, wait_until
 
 
 def config(streams, extra=""):
@@ -132,6 +132,60 @@ def test_snapshot_latency_with_the_stream_running(server_factory, camera_factory
     print(f"frame.jpeg 640x360 H.264, stream running: p50 {p50:.1f} ms, max {max(times):.1f} ms")
     # Generous: the machine is shared; the point is not waiting for a GOP.
     assert p50 < 500, times
+
+
+def test_repeated_snapshots_of_one_keyframe_decode_it_once(server_factory, camera_factory, tmp_path):
+    """Snapshots while the GOP cache holds the same keyframe are that
+    keyframe's picture again (no decode); another size is decoded anew."""
+    cam = camera_factory(audio="none")
+    s = server_factory(config({"cam": cam.url}, "log:\n  mjpeg: debug\n")).start()
+    pictures = [snapshot(s, "src=cam") for _ in range(4)]
+    again = s.output().count("snapshot: the keyframe's picture again")
+    # Four requests within a few hundred ms: at most one new keyframe
+    # between them, so at least two are served from the decoded picture.
+    assert again >= 2, s.output()[-3000:]
+    assert any(a == b for a, b in zip(pictures, pictures[1:]))
+    # Another shape is never the stored picture.
+    assert probe_jpeg(snapshot(s, "src=cam&width=320"), tmp_path) == ("mjpeg", 320, 180)
+    assert probe_jpeg(snapshot(s, "src=cam"), tmp_path) == ("mjpeg", 640, 360)
+    decode_ok(pictures[-1], tmp_path)
+
+
+def test_snapshots_a_gop_apart_are_decoded_ahead_while_asked_for(server_factory, camera_factory, tmp_path,
+                                                                 monkeypatch):
+    """Home Assistant's pattern: snapshots further apart than the GOP, so
+    each finds a new keyframe. While snapshots are asked for, each new
+    keyframe is decoded as it arrives, at the size last asked, and the next
+    request is that picture; when none was asked for the idle window, the
+    background decoding stops and leaves the stream."""
+    # The window is 60 s; shortened here so the test sees it end.
+    monkeypatch.setenv("CAMROUTER_MJPEG_AHEAD_IDLE_MS", "5000")
+    cam = camera_factory(audio="none")  # GOP: 2 s (key-int-max = 2 * fps)
+    s = server_factory(config({"cam": cam.url}, "log:\n  mjpeg: debug\n")).start()
+    ahead = "snapshot: keyframe decoded ahead"
+    assert probe_jpeg(snapshot(s, "src=cam&width=320"), tmp_path) == ("mjpeg", 320, 180)
+    # The keyframe the first request decoded is not decoded again: the
+    # first line comes from the camera's next keyframe, a GOP later.
+    assert wait_until(lambda: ahead in s.output(), 15), s.output()[-3000:]
+    second = snapshot(s, "src=cam&width=320")
+    out = s.output()
+    assert ("snapshot: the picture decoded ahead" in out
+            or "snapshot: waited for the decode ahead" in out), out[-3000:]
+    assert "snapshot: the keyframe's picture again" not in out, "the second found the first's keyframe"
+    assert probe_jpeg(second, tmp_path) == ("mjpeg", 320, 180)
+    decode_ok(second, tmp_path)
+
+    def deciders():
+        return [c for c in s.get_json("/api/streams?src=cam")["consumers"]
+                if c.get("user_agent") == "camrouter snapshot decode ahead"]
+    assert len(deciders()) == 1, s.get_json("/api/streams?src=cam")["consumers"]
+    # No snapshot for the window: it stops and leaves the stream ...
+    assert wait_until(lambda: "snapshot: decoding ahead stopped" in s.output(), 20), s.output()[-3000:]
+    assert wait_until(lambda: not deciders(), 5), deciders()
+    # ... and decodes nothing more (two GOPs would bring two keyframes).
+    decoded = s.output().count(ahead)
+    time.sleep(4.5)
+    assert s.output().count(ahead) == decoded, s.output()[-3000:]
 
 
 def test_cache_param_serves_a_stored_snapshot_without_the_camera(server_factory, camera_factory, tmp_path):
@@ -292,3 +346,57 @@ def test_corrupt_h264_gets_an_error_or_a_picture_never_a_crash(server_factory, t
     assert "multipart/x-mixed-replace" in p.stdout, p.stdout
     assert s.proc.poll() is None, s.output()[-2000:]
     assert s.get_json("/api/streams?src=bad")["producers"], "the server still answers"
+
+
+def test_h264_stream_y4m(server_factory, camera_factory, tmp_path):
+    """stream.y4m from an H.264 camera, decoded in-process: ffprobe reads
+    raw video at the camera's size (and at the asked one with width=)."""
+    cam = camera_factory(audio="none")
+    s = server_factory(config({"cam": cam.url})).start()
+    headers, data = read_stream(f"{s.url}/api/stream.y4m?src=cam", 3)
+    assert headers["content-type"] == "video/x-yuv4mpeg"
+    assert data.startswith(b"YUV4MPEG2 W640 H360 "), data[:60]
+    # One header, then frames only.
+    assert data.count(b"YUV4MPEG2") == 1
+    frame = 6 + 640 * 360 * 3 // 2
+    head = data.index(b"\n") + 1
+    frames = (len(data) - head) // frame
+    assert frames >= 10, frames
+    path = tmp_path / "cam.y4m"
+    path.write_bytes(data[:head + frames * frame])
+    p = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(path)],
+        capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    st = json.loads(p.stdout)["streams"][0]
+    assert (st["codec_name"], st["width"], st["height"]) == ("rawvideo", 640, 360), st
+    assert st["pix_fmt"] == "yuv420p", st
+    assert int(st["nb_read_frames"]) == frames
+    # The picture is the camera's, not a blank: GStreamer's test pattern
+    # has bright and dark areas.
+    y = data[head + 6:head + 6 + 640 * 360]
+    assert max(y) > 150 and min(y) < 60
+    _, small = read_stream(f"{s.url}/api/stream.y4m?src=cam&width=320", 2)
+    assert small.startswith(b"YUV4MPEG2 W320 H180 "), small[:60]
+    assert wait_until(lambda: s.get_json("/api/streams")["cam"]["consumers"] == [], timeout=10)
+
+
+def test_h264_stream_ascii(server_factory, camera_factory):
+    cam = camera_factory(audio="none")
+    s = server_factory(config({"cam": cam.url})).start()
+    headers, data = read_stream(f"{s.url}/api/stream.ascii?src=cam&width=80&color=256", 2)
+    assert headers["content-type"].startswith("text/plain")
+    text = data.decode()
+    # Cleared once, then a picture per cursor-home: 45 rows of 80 characters.
+    assert text.startswith("\x1b[2J\x1b[H") and text.count("\x1b[2J") == 1
+    pictures = text.split("\x1b[H")[1:]
+    assert len(pictures) >= 3, len(pictures)
+    first = pictures[0].split("\x1b[0m")[0]
+    rows = first.rstrip("\n").split("\n")
+    assert len(rows) == 45
+    import re
+    plain = [re.sub(r"\x1b\[[0-9;]*m", "", r) for r in rows]
+    assert all(len(r) == 80 for r in plain), [len(r) for r in plain]
+    assert "\x1b[38;5;" in first
+    status, body, _ = s.request("GET", "/api/stream.ascii?src=cam&color=red")
+    assert status == 400, body

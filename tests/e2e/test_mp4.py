@@ -364,3 +364,51 @@ def test_chromium_follows_a_camera_back_with_another_resolution(server_factory, 
     assert seen["errors"] == [], seen
     assert seen["widths"][0] == 640 and seen["widths"][-1] == 320, seen
     assert seen["width"] == 320 and seen["height"] == 240, seen
+
+
+def _play_live(s, query, tmp_path):
+    """tests/browser/mse-live.html (appends, never seeks) until its clock passed 3 s."""
+    r = subprocess.run(
+        ["node", str(ROOT / "tests/browser/visit.mjs"), f"{s.url}/mse-live.html?{query}&until=3&limit=30"],
+        capture_output=True, text=True, timeout=90, env=dict(os.environ, VISIT_TIMEOUT_MS="45000"),
+    )
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(r.stdout)
+    print("\nchromium:", seen)
+    return seen
+
+
+def _static_server(server_factory, tmp_path, streams):
+    www = tmp_path / "www"
+    www.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "tests/browser/mse-live.html", www / "mse-live.html")
+    return server_factory(
+        f"streams:\n{streams}api:\n  listen: 127.0.0.1:{{port}}\n  static_dir: {www}\n"
+    ).start()
+
+
+@pytest.mark.parametrize("fps", [10, 15])
+def test_mse_timeline_has_no_holes_at_camera_rates(server_factory, tmp_path, fps):
+    """At 10 and 15 fps (most cameras), a player that never seeks (Frigate's,
+    Home Assistant's) plays on: the fMP4 timeline is one buffered range. A
+    first frame written as 40 ms long with the next one 100 ms later made
+    Chromium drop frames to the next keyframe and hold there."""
+    cam = (f"exec:ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate={fps} "
+           f"-c:v libx264 -tune zerolatency -g {fps * 2} -pix_fmt yuv420p -f h264 -")
+    s = _static_server(server_factory, tmp_path, f"  cam: {cam}\n")
+    seen = _play_live(s, "src=cam", tmp_path)
+    assert seen["errors"] == [], seen
+    assert seen["currentTime"] > 3.0, seen
+    assert len(seen["buffered"]) == 1, seen
+
+
+def test_mse_timeline_has_no_holes_with_camera_audio(server_factory, camera_factory, tmp_path):
+    """A 15 fps camera with 16 kHz AAC: video and audio both play on
+    without a seek, as one buffered range."""
+    cam = camera_factory(audio="aac", fps=15, size="320x240")
+    s = _static_server(server_factory, tmp_path, f"  cam: {cam.url}\n")
+    seen = _play_live(s, "src=cam", tmp_path)
+    assert seen["errors"] == [], seen
+    assert seen["type"].endswith(',mp4a.40.2"'), seen
+    assert seen["currentTime"] > 3.0, seen
+    assert len(seen["buffered"]) == 1, seen

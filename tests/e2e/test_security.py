@@ -11,11 +11,13 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
 import aiohttp
 import pytest
 import websockets
 
+from camera import camera_factory  # noqa: F401  (fixture)
 from conftest import BIN, ROOT, free_port, wait_until
 
 YAML = {"Content-Type": "application/yaml"}
@@ -356,6 +358,80 @@ def test_any_origin_keeps_config_unreadable_and_admin_paths_closed(server_factor
     assert status == 403
     assert s.request("POST", "/api/restart", headers=evil)[0] == 403
     assert s.request("OPTIONS", "/api/streams", headers=evil)[2]["access-control-allow-origin"] == "*"
+
+
+def curl_headers(url, origin, seconds=4):
+    """The answer's status and headers as curl gets them with `Origin` set
+    (a page on another site embedding the URL); streaming answers are cut
+    after `seconds`."""
+    p = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-D", "-", "--max-time", str(seconds), "-H", f"Origin: {origin}", url],
+        capture_output=True, text=True, timeout=seconds + 20)
+    lines = p.stdout.replace("\r", "").split("\n")
+    assert lines and lines[0].startswith("HTTP/"), (p.returncode, p.stdout, p.stderr)
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return status, headers
+
+
+MEDIA_PATHS = [
+    "/api/stream.mp4?src=cam",
+    "/api/frame.mp4?src=cam",
+    "/api/stream.m3u8?src=cam",
+    "/api/frame.jpeg?src=cam",
+    "/api/stream.mjpeg?src=cam",
+    "/api/stream.ts?src=cam",
+]
+
+
+def test_any_origin_lets_other_sites_read_the_media_paths(server_factory, camera_factory):
+    # go2rtc's `origin: "*"`: a page on another origin may fetch the media
+    # (MSE over fetch, hls.js, <img> drawn to a canvas) and read it.
+    cam = camera_factory(audio="none")
+    cfg = f'api:\n  listen: 127.0.0.1:{{port}}\n  origin: "*"\nstreams:\n  cam: {cam.url}\n'
+    s = server_factory(cfg).start()
+    evil = "http://nvr-dashboard.example"
+    for path in MEDIA_PATHS:
+        status, headers = curl_headers(s.url + path, evil)
+        assert status == 200, (path, status, headers)
+        assert headers.get("access-control-allow-origin") == "*", (path, headers)
+    # hls.js fetches the playlist's segments cross-origin too.
+    from urllib.parse import urljoin
+    url = s.url + "/api/stream.m3u8?src=cam"
+    while True:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            lines = [l for l in r.read().decode().splitlines() if l and not l.startswith("#")]
+        assert lines, url
+        url = urljoin(url, lines[0])
+        if ".m3u8" not in url:
+            break
+    status, headers = curl_headers(url, evil)
+    assert status == 200 and headers.get("access-control-allow-origin") == "*", (url, headers)
+    # The admin paths stay closed to that page.
+    status, headers = curl_headers(s.url + "/api/config", evil)
+    assert "access-control-allow-origin" not in headers, headers
+    assert s.request("POST", "/api/exit", headers={"Origin": evil})[0] == 403
+    assert s.proc.poll() is None
+
+
+def test_without_origin_config_other_sites_cannot_read_media(server_factory, camera_factory):
+    cam = camera_factory(audio="none")
+    s = server_factory(f"api:\n  listen: 127.0.0.1:{{port}}\nstreams:\n  cam: {cam.url}\n").start()
+    for path in ("/api/frame.jpeg?src=cam", "/api/stream.mp4?src=cam"):
+        status, headers = curl_headers(s.url + path, "http://evil.example")
+        assert status == 200, (path, status)
+        assert "access-control-allow-origin" not in headers, (path, headers)
+    # A listed origin gets its own name back, with credentials.
+    s2 = server_factory(
+        f'api:\n  listen: 127.0.0.1:{{port}}\n  origin: ["https://ha.example.com"]\nstreams:\n  cam: {cam.url}\n'
+    ).start()
+    status, headers = curl_headers(s2.url + "/api/stream.mp4?src=cam", "https://ha.example.com")
+    assert status == 200
+    assert headers.get("access-control-allow-origin") == "https://ha.example.com", headers
 
 
 def test_listed_origin_is_trusted(server_factory):

@@ -68,6 +68,46 @@ impl Known {
     pub fn has_section(&self, name: &str) -> bool {
         self.sections.contains_key(name)
     }
+
+    /// A JSON Schema (draft 2020-12) of the config: the known sections, each
+    /// a mapping with its known keys. Unknown keys are only warned about at
+    /// startup, so `additionalProperties: false` here means "unknown", which
+    /// the web editor shows as a warning, not as an error. `streams` also
+    /// says what a stream is: one source or a list of them.
+    pub fn json_schema(&self) -> Value {
+        let mut props = serde_json::Map::new();
+        for (name, keys) in &self.sections {
+            let mut section = serde_json::json!({"type": ["object", "null"]});
+            if let Some(keys) = keys {
+                let k: serde_json::Map<String, Value> = keys
+                    .iter()
+                    .map(|k| (k.clone(), serde_json::json!({})))
+                    .collect();
+                section["properties"] = Value::Object(k);
+                section["additionalProperties"] = Value::Bool(false);
+            }
+            props.insert(name.clone(), section);
+        }
+        if props.contains_key("streams") {
+            props.insert(
+                "streams".into(),
+                serde_json::json!({
+                    "type": ["object", "null"],
+                    "additionalProperties": {
+                        "type": ["string", "array", "null"],
+                        "items": {"type": "string"},
+                    },
+                }),
+            );
+        }
+        serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "camrouter config",
+            "type": "object",
+            "properties": props,
+            "additionalProperties": false,
+        })
+    }
 }
 
 /// Dotted paths of unknown keys in `config` (e.g. `api.lisen`, `webrtcc`), in
@@ -128,5 +168,22 @@ mod tests {
             vec!["log"]
         );
         assert!(unknown_keys(&json!(null), &known).is_empty());
+    }
+
+    #[test]
+    fn schema_lists_sections_and_keys() {
+        let known = Known::new()
+            .section("api", ["listen"])
+            .free_section("webrtc");
+        let s = known.json_schema();
+        assert_eq!(s["additionalProperties"], json!(false));
+        assert_eq!(s["properties"]["api"]["properties"], json!({"listen": {}}));
+        assert_eq!(s["properties"]["api"]["additionalProperties"], json!(false));
+        assert!(s["properties"]["webrtc"].get("properties").is_none());
+        assert_eq!(
+            s["properties"]["streams"]["additionalProperties"]["items"],
+            json!({"type": "string"})
+        );
+        assert!(s["properties"]["log"].is_object());
     }
 }

@@ -22,7 +22,7 @@ pub struct Filter {
 }
 
 /// Codecs an MP4 consumer can carry (go2rtc's `mp4` filter).
-const MP4_VIDEO: &[&str] = &["H264", "H265"];
+const MP4_VIDEO: &[&str] = &["H264", "H265", "AV1"];
 const MP4_AUDIO: &[&str] = &["MPEG4-GENERIC", "OPUS", "PCMA", "PCMU", "FLAC"];
 
 /// Maps user spellings (`h264`, `aac`, `pcm`) to go2rtc codec names.
@@ -31,6 +31,7 @@ pub fn codec_alias(name: &str) -> String {
         "h264" | "avc" => "H264".into(),
         "h265" | "hevc" => "H265".into(),
         "mjpeg" | "jpeg" => "JPEG".into(),
+        "av1" | "av01" => "AV1".into(),
         "aac" | "mpeg4-generic" => "MPEG4-GENERIC".into(),
         "opus" => "OPUS".into(),
         "pcma" | "alaw" => "PCMA".into(),
@@ -138,6 +139,8 @@ mod tests {
     fn mp4_limits_codecs() {
         let f = Filter::parse("mp4").unwrap();
         assert!(Filter::accepts(&f.wants[0].codecs, "H264"));
+        assert!(Filter::accepts(&f.wants[0].codecs, "AV1"));
         assert!(!Filter::accepts(&f.wants[0].codecs, "JPEG"));
+        assert_eq!(codec_alias("av1"), "AV1");
     }
 }

@@ -69,6 +69,15 @@ enum Status {
     Failed(String),
 }
 
+/// Why [`Graph::rename_stream`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RenameError {
+    #[error("stream not found")]
+    NotFound,
+    #[error("a stream of the new name exists")]
+    Exists,
+}
+
 pub struct Graph {
     me: Weak<Graph>,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
@@ -283,21 +292,56 @@ impl Graph {
             let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
             streams
                 .entry(name.to_string())
-                .or_insert_with(|| {
-                    Arc::new_cyclic(|me| Stream {
-                        name: name.to_string(),
-                        graph: self.me.clone(),
-                        me: me.clone(),
-                        inner: Mutex::default(),
-                        hidden: AtomicBool::new(false),
-                        publishers: watch::Sender::new(0),
-                        departed: SentTotals::default(),
-                    })
-                })
+                .or_insert_with(|| self.new_stream(name))
                 .clone()
         };
         stream.set_sources(sources);
         stream
+    }
+
+    fn new_stream(&self, name: &str) -> Arc<Stream> {
+        Arc::new_cyclic(|me| Stream {
+            name: name.to_string(),
+            graph: self.me.clone(),
+            me: me.clone(),
+            inner: Mutex::default(),
+            hidden: AtomicBool::new(false),
+            publishers: watch::Sender::new(0),
+            departed: SentTotals::default(),
+        })
+    }
+
+    /// Renames stream `from` to `to`: the swap happens under one write lock
+    /// of the stream list, so a listing shows one of the two names, never
+    /// both nor neither. The stream under its new name has the same sources
+    /// and starts over; clients of the old name are cut as by a delete.
+    pub fn rename_stream(&self, from: &str, to: &str) -> Result<Arc<Stream>, RenameError> {
+        let Some(sources) = self.stream(from).map(|s| s.sources()) else {
+            return Err(RenameError::NotFound);
+        };
+        // Built (and its sources set) before the lock: set_sources takes the
+        // stream's own lock, which must not nest inside the list's.
+        let new = self.new_stream(to);
+        new.set_sources(sources);
+        let old = {
+            let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+            if streams.contains_key(to) {
+                return Err(RenameError::Exists);
+            }
+            let Some(old) = streams.remove(from) else {
+                return Err(RenameError::NotFound);
+            };
+            new.hidden
+                .store(old.hidden.load(Ordering::Relaxed), Ordering::Relaxed);
+            streams.insert(to.to_string(), new.clone());
+            old
+        };
+        if old.sources() != new.sources() {
+            // Its sources changed between the read and the swap.
+            new.set_sources(old.sources());
+        }
+        old.shutdown("stream renamed");
+        Ok(new)
     }
 
     /// Like [`Graph::set_stream`], for streams that are internal plumbing.
@@ -395,7 +439,7 @@ impl Graph {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         let Some(entry) = entry else { return };
-        entry.closed.store(true, Ordering::Relaxed);
+        entry.closed.store(true, Ordering::SeqCst);
         let clients = match entry.stream.upgrade() {
             Some(stream) => stream.consumer_left(&entry),
             None => std::mem::take(&mut *entry.lock_clients()),
@@ -482,11 +526,19 @@ impl Graph {
         let Some(entry) = self.consumer(id) else {
             return;
         };
-        let routes = entry.routes.lock().unwrap_or_else(|e| e.into_inner());
-        for r in routes.iter() {
-            if r.ctrack == track && r.direction == Direction::SendOnly {
-                r.producer.send(r.ptrack, packet);
-            }
+        for (producer, ptrack) in entry.routed(track, Direction::SendOnly) {
+            producer.send(ptrack, packet);
+        }
+    }
+
+    /// A consumer's viewer wants a keyframe on its track `track`: asked of
+    /// the producers feeding it (see `HostApi::request_keyframe`).
+    pub fn request_keyframe(&self, id: u64, track: u32) {
+        let Some(entry) = self.consumer(id) else {
+            return;
+        };
+        for (producer, ptrack) in entry.routed(track, Direction::RecvOnly) {
+            producer.request_keyframe(ptrack);
         }
     }
 
@@ -1182,6 +1234,13 @@ impl Producer {
         }
     }
 
+    fn request_keyframe(&self, ptrack: u32) {
+        let source = self.lock_core().source.clone();
+        if let Some(s) = source {
+            s.request_keyframe(ptrack);
+        }
+    }
+
     fn on_medias(&self, medias: Vec<Media>) {
         let new_track = |i: usize, m: &Media| {
             Arc::new(Track {
@@ -1381,6 +1440,19 @@ impl Track {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs a consumer's `packet` under a track's
+    /// lock. A plugin may drop its last reference to a consumer in there
+    /// (the RTSP feed whose last session left meanwhile), and removing the
+    /// consumer then would take the same, non-reentrant lock.
+    static DELIVERING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside a consumer's `packet` (see `DELIVERING`).
+pub fn delivering() -> bool {
+    DELIVERING.with(|d| d.get())
+}
+
 impl ConsumerEntry {
     #[inline]
     fn deliver(&self, ctrack: u32, packet: &Packet) {
@@ -1388,7 +1460,11 @@ impl ConsumerEntry {
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
         self.packets.fetch_add(1, Ordering::Relaxed);
         match &self.sink {
-            ConsumerSink::Plugin(c) => c.packet(ctrack, packet),
+            ConsumerSink::Plugin(c) => {
+                let outer = DELIVERING.with(|d| d.replace(true));
+                c.packet(ctrack, packet);
+                DELIVERING.with(|d| d.set(outer));
+            }
             ConsumerSink::Internal(Some(f)) => f(ctrack, packet),
             ConsumerSink::Internal(None) => {}
         }
@@ -1436,7 +1512,12 @@ impl ConsumerEntry {
         new: &Arc<Producer>,
         new_tracks: &[Arc<Track>],
     ) -> usize {
-        let mut moved: Vec<(u32, u32, Direction, Timeline)> = Vec::new();
+        // The routes change under their lock; the sinks move after it is
+        // released. Taking a track's lock under the routes lock would order
+        // them against a delivery (which holds the track lock) calling back
+        // into the host (`consumer_send`, `remove_client` → stream lock →
+        // `is_used` → routes lock): a cycle.
+        let mut moved: Vec<(Arc<Track>, u32, u32, Direction)> = Vec::new();
         {
             let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
             let mut taken: Vec<u32> = routes
@@ -1461,22 +1542,41 @@ impl ConsumerEntry {
                     continue;
                 };
                 taken.push(nt.index);
-                let timeline = old
-                    .take_sink(self.id)
-                    .map(|s| s.timeline)
-                    .unwrap_or_default();
-                moved.push((nt.index, r.ctrack, r.direction, timeline));
+                moved.push((old, nt.index, r.ctrack, r.direction));
                 r.producer = new.clone();
                 r.ptrack = nt.index;
             }
         }
         let n = moved.len();
-        for (ptrack, ctrack, dir, timeline) in moved {
+        for (old, ptrack, ctrack, dir) in moved {
+            let timeline = old
+                .take_sink(self.id)
+                .map(|s| s.timeline)
+                .unwrap_or_default();
             if dir == Direction::RecvOnly {
                 new.add_sink_with(ptrack, self, ctrack, timeline);
+                // A detach that took the routes before this sink was added
+                // cannot have removed it: `closed` is set before it takes them.
+                if self.closed.load(Ordering::SeqCst) {
+                    new.remove_sink(ptrack, self.id);
+                }
             }
         }
         n
+    }
+
+    /// The producers' tracks routed to this consumer's track `track` in
+    /// `direction`, copied out: what is done with them (`send`,
+    /// `request_keyframe`) is plugin code, which must not run under the
+    /// routes lock (a failover takes it too).
+    fn routed(&self, track: u32, direction: Direction) -> Vec<(Arc<Producer>, u32)> {
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|r| r.ctrack == track && r.direction == direction)
+            .map(|r| (r.producer.clone(), r.ptrack))
+            .collect()
     }
 
     fn lock_clients(&self) -> std::sync::MutexGuard<'_, Vec<Client>> {
@@ -1533,7 +1633,7 @@ impl SourceEvents for HostEvents {
 /// again every half second, so that they get frames within about a second
 /// of its return (a refused dial costs nothing). Answers that retrying soon
 /// will not change back off exponentially, up to 30 s.
-fn retry_delay(retries: u32, lasting: bool) -> Duration {
+pub(crate) fn retry_delay(retries: u32, lasting: bool) -> Duration {
     if lasting {
         Duration::from_millis((1000u64 << retries.saturating_sub(1).min(5)).min(30_000))
     } else {
@@ -1543,7 +1643,7 @@ fn retry_delay(retries: u32, lasting: bool) -> Duration {
 
 /// Failures that the same request will meet again: wrong credentials, a
 /// missing path, a description we cannot use, a source that cannot run.
-fn is_lasting_failure(reason: &str) -> bool {
+pub(crate) fn is_lasting_failure(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     [
         " 401",

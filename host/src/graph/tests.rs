@@ -447,3 +447,25 @@ async fn consumers_fail_over_to_the_next_source_with_their_timeline() {
         json!({"url": "fake:video=H264,audio=PCMA"})
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn rename_moves_the_stream_and_refuses_a_missing_or_taken_name() {
+    let (g, _o) = setup(&["fake:video=H264", "fake:audio=PCMA"]);
+    g.set_stream("other", vec![]);
+    assert_eq!(
+        g.rename_stream("nosuch", "x").err(),
+        Some(RenameError::NotFound)
+    );
+    assert_eq!(
+        g.rename_stream("cam", "other").err(),
+        Some(RenameError::Exists)
+    );
+    assert!(g.stream("cam").is_some());
+    let s = g.rename_stream("cam", "porch").unwrap();
+    assert_eq!(s.name, "porch");
+    assert!(g.stream("cam").is_none());
+    assert_eq!(
+        g.stream("porch").unwrap().sources(),
+        ["fake:video=H264", "fake:audio=PCMA"]
+    );
+}

@@ -1,15 +1,16 @@
 //! One running command: spawn, demux stdout, feed the host, kill cleanly.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use camrouter_media::pipe::{PipeDemuxer, PipeEvent};
 use camrouter_plugin_api::cmd::{check_allowed, split_args, split_params};
-use camrouter_plugin_api::media::to_media;
+use camrouter_plugin_api::media::{frame_packet, to_media};
 use camrouter_plugin_api::sdk::{Consumer, Host, Source, SourceEvents};
-use camrouter_plugin_api::{Codec, Direction, Media, MediaKind, Packet, RArc, RVec, FLAG_KEYFRAME};
+use camrouter_plugin_api::{Codec, Direction, Media, MediaKind, Packet, RVec};
+use camrouter_rawvideo::{Pushed, RawVideoEncoder};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -107,6 +108,9 @@ impl Options {
 pub struct ExecSource {
     stop: Mutex<Option<oneshot::Sender<()>>>,
     stdin: Option<mpsc::Sender<Vec<u8>>>,
+    /// A consumer asked for a keyframe: only Y4M on stdout, which we encode
+    /// ourselves, can give one on demand.
+    keyframe: Arc<AtomicBool>,
 }
 
 impl Source for ExecSource {
@@ -120,6 +124,9 @@ impl Source for ExecSource {
         if let Some(tx) = self.stop.lock().ok().and_then(|mut s| s.take()) {
             let _ = tx.send(());
         }
+    }
+    fn request_keyframe(&self, _track: u32) {
+        self.keyframe.store(true, Ordering::Relaxed);
     }
 }
 
@@ -136,10 +143,12 @@ pub fn start(
     } else {
         (None, None)
     };
-    rt.spawn(run(opts, events, host, stop_rx, stdin_rx));
+    let keyframe = Arc::new(AtomicBool::new(false));
+    rt.spawn(run(opts, events, host, stop_rx, stdin_rx, keyframe.clone()));
     ExecSource {
         stop: Mutex::new(Some(stop_tx)),
         stdin: stdin_tx,
+        keyframe,
     }
 }
 
@@ -196,6 +205,7 @@ async fn run(
     host: Host,
     mut stop_rx: oneshot::Receiver<()>,
     stdin_rx: Option<mpsc::Receiver<Vec<u8>>>,
+    keyframe: Arc<AtomicBool>,
 ) {
     let mut hidden_stream = None;
     if opts.output {
@@ -330,13 +340,16 @@ async fn run(
         let mut buf = vec![0u8; 64 * 1024];
         let started = Instant::now();
         let mut clocks: Vec<u32> = Vec::new();
+        let mut described = false;
+        // Y4M: the pictures are encoded to H.264 here.
+        let mut raw: Option<RawVideoEncoder> = None;
         let deadline = tokio::time::sleep(opts.start_timeout);
         tokio::pin!(deadline);
         let mut eof = false;
         'outer: loop {
             tokio::select! {
                 _ = &mut stop_rx => break None,
-                _ = &mut deadline, if clocks.is_empty() => {
+                _ = &mut deadline, if !described => {
                     break Some(format!("exec: start timeout ({}s without media)\n{}", opts.start_timeout.as_secs_f32(), stderr_tail()));
                 }
                 n = stdout.read(&mut buf), if !eof => {
@@ -347,22 +360,46 @@ async fn run(
                     while let Some(ev) = demux.poll() {
                         match ev {
                             Ok(PipeEvent::Tracks(tracks)) => {
+                                described = true;
                                 clocks = tracks.iter().map(|t| t.clock_rate.max(1)).collect();
                                 events.info(json!({"format_name": demux.format_name()}));
                                 events.medias(tracks.iter().map(to_media).collect());
                             }
                             Ok(PipeEvent::Frame(f)) => {
-                                let clock = clocks.get(f.track).copied().unwrap_or(90_000) as u128;
-                                let elapsed = started.elapsed();
-                                let pts = f.pts.unwrap_or((elapsed.as_micros() * clock / 1_000_000) as i64);
-                                events.packet(&Packet {
-                                    track: f.track as u32,
-                                    flags: if f.keyframe { FLAG_KEYFRAME } else { 0 },
-                                    pts,
-                                    dts: pts,
-                                    received_at_us: elapsed.as_micros() as u64,
-                                    payload: RArc::new(RVec::from(f.data)),
-                                });
+                                let clock = clocks.get(f.track).copied().unwrap_or(90_000);
+                                events.packet(&frame_packet(f, clock, started.elapsed()));
+                            }
+                            Ok(PipeEvent::RawVideo(format)) => {
+                                // The encoder describes the track once it has the SPS.
+                                described = true;
+                                events.info(json!({"format_name": demux.format_name()}));
+                                match RawVideoEncoder::for_source(&format, started, events.clone()) {
+                                    Ok(r) => raw = Some(r),
+                                    Err(e) => break 'outer Some(format!("exec/pipe: {e}")),
+                                }
+                            }
+                            Ok(PipeEvent::Picture(picture)) => {
+                                let Some(r) = raw.as_mut() else { continue };
+                                if keyframe.swap(false, Ordering::Relaxed) {
+                                    r.request_keyframe();
+                                }
+                                match r.push(picture) {
+                                    Ok(Pushed::Dropped { first: true }) => tracing::warn!(
+                                        pid,
+                                        "yuv4mpegpipe: the H.264 encoder falls behind the pictures; dropping some"
+                                    ),
+                                    Ok(_) => {}
+                                    Err(e) => break 'outer Some(format!("exec/pipe: {e}")),
+                                }
+                                // A Y4M file arriving faster than its frame
+                                // rate plays in real time rather than
+                                // overrunning the encoder.
+                                if let Some(wait) = r.ahead() {
+                                    tokio::select! {
+                                        _ = &mut stop_rx => break 'outer None,
+                                        _ = tokio::time::sleep(wait) => {}
+                                    }
+                                }
                             }
                             Err(e) => break 'outer Some(format!("exec/pipe: {e}\n{}", stderr_tail())),
                         }

@@ -138,17 +138,7 @@ impl Url {
     }
 }
 
-/// `user:password@` → `user:***@`, for error messages.
-pub fn mask(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..end].rfind('@') {
-            let user = rest[..at].split(':').next().unwrap_or_default();
-            return format!("{scheme}://{user}:***@{}", &rest[at + 1..]);
-        }
-    }
-    url.to_string()
-}
+pub use camrouter_plugin_api::secret::mask;
 
 /// `application/x-www-form-urlencoded`, as Go's `url.Values.Encode`
 /// (pairs in the given order; callers pass them sorted by key).

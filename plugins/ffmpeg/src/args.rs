@@ -59,11 +59,14 @@ const DEFAULTS: &[(&str, &str)] = &[
     // 4:4:4 from RGB sources such as `virtual`, which RTP/JPEG has no type
     // for.
     ("mjpeg", "-c:v mjpeg -huffman:v default -pix_fmt:v yuvj420p"),
-    ("raw", "-c:v rawvideo"),
-    ("raw/gray8", "-c:v rawvideo -pix_fmt:v gray8"),
-    ("raw/yuv420p", "-c:v rawvideo -pix_fmt:v yuv420p"),
-    ("raw/yuv422p", "-c:v rawvideo -pix_fmt:v yuv422p"),
-    ("raw/yuv444p", "-c:v rawvideo -pix_fmt:v yuv444p"),
+    // go2rtc writes `-c:v rawvideo`, which ffmpeg's yuv4mpegpipe muxer
+    // refuses ("Codec not supported"): it takes only wrapped_avframe. Plain
+    // `raw` is 4:2:0, the one layout the Y4M reader encodes to H.264.
+    ("raw", "-c:v wrapped_avframe -pix_fmt:v yuv420p"),
+    ("raw/gray8", "-c:v wrapped_avframe -pix_fmt:v gray8"),
+    ("raw/yuv420p", "-c:v wrapped_avframe -pix_fmt:v yuv420p"),
+    ("raw/yuv422p", "-c:v wrapped_avframe -pix_fmt:v yuv422p"),
+    ("raw/yuv444p", "-c:v wrapped_avframe -pix_fmt:v yuv444p"),
     // audio
     ("opus", "-c:a libopus -application:a lowdelay -min_comp 0"),
     (

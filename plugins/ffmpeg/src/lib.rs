@@ -10,6 +10,7 @@
 //! running that command. See README.md for URL formats, `#params` and config keys.
 
 pub mod args;
+mod discovery;
 pub mod hardware;
 mod source;
 pub mod untrusted;

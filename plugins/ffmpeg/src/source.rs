@@ -5,7 +5,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use camrouter_plugin_api::sdk::{Host, InitContext, Plugin, Source, SourceEvents};
+use camrouter_plugin_api::abi::HttpRequest;
+use camrouter_plugin_api::sdk::{Host, InitContext, Plugin, Responder, Source, SourceEvents};
 
 use crate::args::{self, Env, FfmpegVersion, Templates};
 use crate::hardware::{self, HardwareEngine};
@@ -70,6 +71,24 @@ impl Plugin for Ffmpeg {
 
     fn schemes(&self) -> Vec<String> {
         vec!["ffmpeg".into()]
+    }
+
+    fn routes(&self) -> Vec<String> {
+        vec!["/api/ffmpeg/devices".into(), "/api/ffmpeg/hardware".into()]
+    }
+
+    fn http(&self, request: HttpRequest, responder: Responder) {
+        let bin = self.templates.bin().to_string();
+        let path = request.path.to_string();
+        // The hardware list runs test encodes (seconds): off the host's threads.
+        self.runtime.spawn_blocking(move || {
+            let list = if path == "/api/ffmpeg/hardware" {
+                crate::discovery::hardware(&bin)
+            } else {
+                crate::discovery::devices()
+            };
+            responder.json(200, &list);
+        });
     }
 
     fn open_source(&self, url: &str, events: SourceEvents) -> Result<Box<dyn Source>, String> {

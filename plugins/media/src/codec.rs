@@ -18,6 +18,8 @@ pub enum CodecName {
     H265,
     /// Motion JPEG (a sequence of baseline/progressive JPEG images).
     Mjpeg,
+    /// AOMedia AV1 (temporal units of OBUs, see [`crate::av1`]).
+    Av1,
     /// MPEG-4 AAC.
     Aac,
     /// Opus.
@@ -41,6 +43,7 @@ impl CodecName {
             CodecName::H264 => "h264",
             CodecName::H265 => "hevc",
             CodecName::Mjpeg => "mjpeg",
+            CodecName::Av1 => "av1",
             CodecName::Aac => "aac",
             CodecName::Opus => "opus",
             CodecName::Pcma => "pcm_alaw",
@@ -57,6 +60,7 @@ impl CodecName {
             CodecName::H264 => "H264",
             CodecName::H265 => "H265",
             CodecName::Mjpeg => "JPEG",
+            CodecName::Av1 => "AV1",
             CodecName::Aac => "MPEG4-GENERIC",
             CodecName::Opus => "OPUS",
             CodecName::Pcma => "PCMA",
@@ -74,6 +78,7 @@ impl CodecName {
             "H264" => CodecName::H264,
             "H265" => CodecName::H265,
             "JPEG" => CodecName::Mjpeg,
+            "AV1" => CodecName::Av1,
             "MPEG4-GENERIC" => CodecName::Aac,
             "OPUS" => CodecName::Opus,
             "PCMA" => CodecName::Pcma,
@@ -88,7 +93,9 @@ impl CodecName {
     /// Video or audio.
     pub fn kind(self) -> MediaKind {
         match self {
-            CodecName::H264 | CodecName::H265 | CodecName::Mjpeg => MediaKind::Video,
+            CodecName::H264 | CodecName::H265 | CodecName::Mjpeg | CodecName::Av1 => {
+                MediaKind::Video
+            }
             _ => MediaKind::Audio,
         }
     }
@@ -112,7 +119,8 @@ pub struct CodecInfo {
     /// Level, e.g. "3.1"; empty if not applicable.
     pub level: String,
     /// H.264/H.265: parameter sets (VPS,) SPS, PPS as 4-byte big-endian
-    /// length-prefixed NAL units. AAC: the AudioSpecificConfig. Else empty.
+    /// length-prefixed NAL units. AV1: the `av1C` record (with the sequence
+    /// header OBU). AAC: the AudioSpecificConfig. Else empty.
     pub extradata: Vec<u8>,
 }
 
@@ -150,6 +158,7 @@ mod tests {
             CodecName::H264,
             CodecName::H265,
             CodecName::Mjpeg,
+            CodecName::Av1,
             CodecName::Aac,
             CodecName::Opus,
             CodecName::Pcma,
@@ -165,6 +174,7 @@ mod tests {
                 "h264",
                 "hevc",
                 "mjpeg",
+                "av1",
                 "aac",
                 "opus",
                 "pcm_alaw",
@@ -181,6 +191,7 @@ mod tests {
                 "H264",
                 "H265",
                 "JPEG",
+                "AV1",
                 "MPEG4-GENERIC",
                 "OPUS",
                 "PCMA",

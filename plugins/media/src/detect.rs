@@ -19,6 +19,12 @@ pub enum Format {
     Adts,
     /// RIFF/WAVE.
     Wav,
+    /// Flash Video (H.264/H.265/AAC/G.711).
+    Flv,
+    /// Fragmented MP4 (init segment, then `moof` + `mdat` fragments).
+    Mp4,
+    /// YUV4MPEG2 raw pictures.
+    Y4m,
 }
 
 impl Format {
@@ -31,6 +37,9 @@ impl Format {
             Format::MpegTs => "mpegts",
             Format::Adts => "adts",
             Format::Wav => "wav",
+            Format::Flv => "flv",
+            Format::Mp4 => "mp4",
+            Format::Y4m => "yuv4mpegpipe",
         }
     }
 }
@@ -50,9 +59,13 @@ pub enum Detection {
 /// shorter-than-ideal prefix is judged as is.
 pub fn detect(buf: &[u8], finished: bool) -> Detection {
     let checks = [
+        detect_mp4(buf),
         detect_ts(buf, finished),
         detect_prefix(buf, b"RIFF", Format::Wav).and(detect_wave(buf)),
         detect_prefix(buf, &[0xFF, 0xD8, 0xFF], Format::Mjpeg),
+        detect_prefix(buf, b"FLV\x01", Format::Flv),
+        detect_prefix(buf, crate::y4m::MAGIC, Format::Y4m),
+        detect_multipart(buf),
         detect_adts(buf),
         detect_annexb(buf),
     ];
@@ -97,6 +110,26 @@ fn detect_prefix(buf: &[u8], magic: &[u8], f: Format) -> Detection {
     }
 }
 
+/// An ISO BMFF box at the start: a size, then `ftyp` (a file or an init
+/// segment), `styp` (a media segment), `moov` or `moof`.
+fn detect_mp4(buf: &[u8]) -> Detection {
+    const TYPES: [&[u8; 4]; 4] = [b"ftyp", b"styp", b"moov", b"moof"];
+    let Some(kind) = buf.get(4..8) else {
+        // A first box (ftyp, an init segment's moov) is under 64 KiB: its
+        // size starts with two zero bytes. Then wait for the type.
+        return if buf.iter().take(2).all(|&b| b == 0) {
+            Detection::NeedMore
+        } else {
+            Detection::NoMatch
+        };
+    };
+    if TYPES.iter().any(|t| t[..] == *kind) {
+        Detection::Found(Format::Mp4)
+    } else {
+        Detection::NoMatch
+    }
+}
+
 /// "RIFF" <size> "WAVE".
 fn detect_wave(buf: &[u8]) -> Detection {
     match buf.get(8..12) {
@@ -132,6 +165,38 @@ fn detect_ts(buf: &[u8], finished: bool) -> Detection {
         Detection::Found(Format::MpegTs)
     } else {
         Detection::NeedMore
+    }
+}
+
+/// A multipart body (`ffmpeg -f mpjpeg`, a camera's MJPEG without its
+/// Content-Type): `--boundary` on the first line. The JPEG splitter skips
+/// the part headers between images.
+fn detect_multipart(buf: &[u8]) -> Detection {
+    const MAX_BOUNDARY_LINE: usize = 80;
+    match detect_prefix(buf, b"--", Format::Mjpeg) {
+        Detection::Found(_) => {}
+        other => return other,
+    }
+    let line = &buf[2..];
+    match line.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let boundary = line[..end].strip_suffix(b"\r").unwrap_or(&line[..end]);
+            // RFC 2046 5.1.1: 1 to 70 characters, no control bytes.
+            if !boundary.is_empty()
+                && boundary.len() <= 70
+                && boundary.iter().all(|b| (0x20..0x7F).contains(b))
+            {
+                Detection::Found(Format::Mjpeg)
+            } else {
+                Detection::NoMatch
+            }
+        }
+        None if line.len() < MAX_BOUNDARY_LINE
+            && line.iter().all(|b| (0x20..0x7F).contains(b) || *b == b'\r') =>
+        {
+            Detection::NeedMore
+        }
+        None => Detection::NoMatch,
     }
 }
 
@@ -224,6 +289,16 @@ mod tests {
             detect(&[0, 0, 0, 1, 0x46, 0x01, 0x50], false),
             Detection::Found(Format::H265)
         );
+        assert_eq!(
+            detect(b"--ffmpeg\r\nContent-Type: image/jpeg\r\n", false),
+            Detection::Found(Format::Mjpeg)
+        );
+        assert_eq!(detect(b"--ffmp", false), Detection::NeedMore);
+        assert_eq!(
+            detect(b"FLV\x01\x05\0\0\0\x09", false),
+            Detection::Found(Format::Flv)
+        );
+        assert_eq!(detect(b"--\r\n", false), Detection::NoMatch);
         let mut ts = vec![0u8; 400];
         ts[0] = 0x47;
         ts[188] = 0x47;
@@ -242,6 +317,15 @@ mod tests {
         assert_eq!(detect(&[0, 0], true), Detection::NoMatch);
         assert_eq!(detect(b"hello world", false), Detection::NoMatch);
         assert_eq!(detect(&[0, 1, 2], false), Detection::NoMatch);
+        assert_eq!(
+            detect(b"\0\0\0\x18ftypiso5", false),
+            Detection::Found(Format::Mp4)
+        );
+        assert_eq!(
+            detect(b"\0\0\x02\0moof", false),
+            Detection::Found(Format::Mp4)
+        );
+        assert_eq!(detect(b"\0\0\0\x18free", true), Detection::NoMatch);
         // A start code followed by an ambiguous NAL: wait for more NALs.
         assert_eq!(detect(&[0, 0, 1, 0x01, 0x02], false), Detection::NeedMore);
     }

@@ -4,7 +4,8 @@
 //! take. A fragment per frame keeps latency at one frame, as go2rtc does.
 //!
 //! Frames come in the canonical form (DESIGN.md §4): H.264/H.265 access units
-//! as 4-byte length-prefixed NAL units, which is exactly an MP4 sample; AAC
+//! as 4-byte length-prefixed NAL units, which is exactly an MP4 sample; AV1
+//! temporal units of sized OBUs (AV1-ISOBMFF 2.4, `av01` with `av1C`); AAC
 //! raw frames; Opus packets. G.711 and 16-bit PCM go in as FLAC (verbatim
 //! frames), as go2rtc writes them, since MP4 players and MSE take no G.711. Sans-IO: bytes in, bytes out, the caller owns the
 //! clock and the socket.
@@ -15,7 +16,7 @@ use crate::bits::unescape_rbsp;
 use crate::codec::{CodecInfo, CodecName, MediaKind};
 use crate::error::{Error, Result};
 use crate::flac::{self, FlacEncoder};
-use crate::{h264, h265};
+use crate::{av1, h264, h265};
 
 /// One frame to write.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +63,13 @@ struct Track {
     last_dts: Option<i64>,
     /// Duration given to the last sample; the next one's estimate.
     last_duration: u32,
+    /// Video: what to add to a dts to place it on this output's timeline
+    /// (set by the first sample, moved when timestamps jump).
+    offset: i64,
+    /// Duration written for the last sample.
+    written: u32,
+    /// Video: the last interval between two frames.
+    last_gap: Option<u32>,
     /// G.711/PCM tracks: their frames become FLAC frames.
     flac: Option<FlacEncoder>,
 }
@@ -76,6 +84,12 @@ enum SampleEntry {
         mime: String,
     },
     Hevc {
+        config: Vec<u8>,
+        width: u16,
+        height: u16,
+        mime: String,
+    },
+    Av1 {
         config: Vec<u8>,
         width: u16,
         height: u16,
@@ -127,6 +141,9 @@ impl Fmp4Writer {
                     decode_time: 0,
                     last_dts: None,
                     last_duration: default_duration(info),
+                    offset: 0,
+                    written: 0,
+                    last_gap: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -161,7 +178,7 @@ impl Fmp4Writer {
     pub fn supports(name: CodecName) -> bool {
         matches!(
             name,
-            CodecName::H264 | CodecName::H265 | CodecName::Aac | CodecName::Opus
+            CodecName::H264 | CodecName::H265 | CodecName::Av1 | CodecName::Aac | CodecName::Opus
         ) || flac::supports(name)
     }
 
@@ -185,7 +202,10 @@ impl Fmp4Writer {
         let Some(t) = self.tracks.get_mut(track) else {
             return false;
         };
-        if !matches!(t.entry, SampleEntry::Avc { .. } | SampleEntry::Hevc { .. }) {
+        if !matches!(
+            t.entry,
+            SampleEntry::Avc { .. } | SampleEntry::Hevc { .. } | SampleEntry::Av1 { .. }
+        ) {
             return false;
         }
         let Some(sets) = parameter_sets_from_frame(t.info.name, frame) else {
@@ -276,41 +296,11 @@ impl Fmp4Writer {
         };
         let size = u32::try_from(data.len())
             .map_err(|_| Error::invalid("fMP4 sample", "larger than 4 GiB"))?;
-        let rate = i64::from(t.info.clock_rate);
-        let duration = match t.last_dts {
-            None => {
-                // A track that starts after the first one starts where its
-                // first frame arrived, so audio and video stay in sync.
-                let late_us = sample.arrival_us.saturating_sub(origin);
-                let late_us = if sample.arrival_us == 0 || late_us > 60_000_000 {
-                    0
-                } else {
-                    late_us
-                };
-                t.decode_time = late_us * t.info.clock_rate as u64 / 1_000_000;
-                t.last_duration
-            }
-            Some(prev) => {
-                let gap = sample.dts.saturating_sub(prev);
-                if gap > 0 && gap <= rate * MAX_GAP_SECONDS {
-                    gap as u32
-                } else {
-                    t.last_duration
-                }
-            }
-        };
-        if t.last_dts.is_some() {
-            // The previous sample's real duration is only known now; it was
-            // written with an estimate, so the timeline advances by the real one.
-            t.decode_time += u64::from(duration);
+        if t.info.kind() == MediaKind::Video {
+            t.place_video(sample, origin);
+        } else {
+            t.place_audio(sample, origin, samples);
         }
-        t.last_dts = Some(sample.dts);
-        t.last_duration = match t.info.name {
-            // Always 1024 samples (go2rtc: QuickTime needs it exact).
-            CodecName::Aac => SAMPLES_PER_FRAME,
-            // PCM knows its own length exactly.
-            _ => samples.unwrap_or(duration).max(1),
-        };
         let cts = i32::try_from(sample.pts.saturating_sub(sample.dts)).unwrap_or(0);
         let flags = if t.info.kind() == MediaKind::Audio || sample.keyframe {
             FLAGS_SYNC
@@ -320,7 +310,7 @@ impl Fmp4Writer {
         self.sequence = self.sequence.wrapping_add(1);
         let track_id = track as u32 + 1;
         let decode_time = t.decode_time;
-        let sample_duration = t.last_duration;
+        let sample_duration = t.written;
 
         let moof_start = out.len();
         let mut data_offset_at = 0;
@@ -373,12 +363,101 @@ fn default_duration(info: &CodecInfo) -> u32 {
 }
 
 impl Track {
+    /// Where a track's first sample goes: a track that starts after the
+    /// first one starts where its first frame arrived, so audio and video
+    /// stay in sync.
+    fn start_time(&self, sample: &Sample<'_>, origin: u64) -> u64 {
+        let late_us = sample.arrival_us.saturating_sub(origin);
+        if sample.arrival_us == 0 || late_us > 60_000_000 {
+            0
+        } else {
+            late_us * u64::from(self.info.clock_rate) / 1_000_000
+        }
+    }
+
+    /// Audio: each frame at its own time; its duration is exact from the
+    /// codec (AAC's 1024 samples, PCM's length).
+    fn place_audio(&mut self, sample: &Sample<'_>, origin: u64, samples: Option<u32>) {
+        let rate = i64::from(self.info.clock_rate);
+        let duration = match self.last_dts {
+            None => {
+                self.decode_time = self.start_time(sample, origin);
+                self.last_duration
+            }
+            Some(prev) => {
+                let gap = sample.dts.saturating_sub(prev);
+                if gap > 0 && gap <= rate * MAX_GAP_SECONDS {
+                    gap as u32
+                } else {
+                    self.last_duration
+                }
+            }
+        };
+        if self.last_dts.is_some() {
+            self.decode_time += u64::from(duration);
+        }
+        self.last_dts = Some(sample.dts);
+        self.last_duration = match self.info.name {
+            // Always 1024 samples (go2rtc: QuickTime needs it exact).
+            CodecName::Aac => SAMPLES_PER_FRAME,
+            // PCM knows its own length exactly.
+            _ => samples.unwrap_or(duration).max(1),
+        };
+        self.written = self.last_duration;
+    }
+
+    /// Video: each frame starts exactly where the previous one ended, so the
+    /// timeline has no hole. A frame's duration is only known when the next
+    /// one comes, and Chromium's MSE takes a hole longer than twice the last
+    /// frame's duration for a discontinuity and drops frames up to the next
+    /// keyframe (and a player that does not seek stops there). So a frame
+    /// lasts until its own time on the timeline plus the interval expected:
+    /// a wrong guess (the first frame's 25 fps, jitter of arrival-stamped
+    /// frames, a stall) lengthens or shortens this frame, never leaves a hole,
+    /// and the next frame is back at its own time.
+    fn place_video(&mut self, sample: &Sample<'_>, origin: u64) {
+        let rate = i64::from(self.info.clock_rate);
+        let max_gap = rate * MAX_GAP_SECONDS;
+        match self.last_dts {
+            None => {
+                self.decode_time = self.start_time(sample, origin);
+                self.offset = self.decode_time as i64 - sample.dts;
+            }
+            Some(prev) => {
+                // The previous frame ended here: this one starts there.
+                self.decode_time += u64::from(self.written);
+                let gap = sample.dts.saturating_sub(prev);
+                if gap > 0 && gap <= max_gap {
+                    // The shorter of the last two intervals: a stall is not
+                    // the next frame's interval (that guess would put the
+                    // next frames late and squeeze them to nothing), while
+                    // a change of frame rate shows in two intervals.
+                    let gap = gap as u32;
+                    self.last_duration = gap.min(self.last_gap.unwrap_or(gap));
+                    self.last_gap = Some(gap);
+                }
+            }
+        }
+        self.last_dts = Some(sample.dts);
+        let start = self.decode_time as i64;
+        let mut at = sample.dts.saturating_add(self.offset);
+        if (at - start).abs() > max_gap {
+            // A timestamp jump (a camera's clock reset): the timeline goes on
+            // from here.
+            self.offset = start - sample.dts;
+            at = start;
+        }
+        // This frame's time plus the expected interval, from where it starts.
+        let end = at.saturating_add(i64::from(self.last_duration));
+        let duration = end.saturating_sub(start).clamp(1, max_gap);
+        self.written = duration as u32;
+    }
     fn write_trak(&self, b: &mut Vec<u8>, id: u32, display: &Display) {
         let video = self.info.kind() == MediaKind::Video;
         let (width, height) = match &self.entry {
-            SampleEntry::Avc { width, height, .. } | SampleEntry::Hevc { width, height, .. } => {
-                (*width, *height)
-            }
+            SampleEntry::Avc { width, height, .. }
+            | SampleEntry::Hevc { width, height, .. }
+            | SampleEntry::Av1 { width, height, .. } => (*width, *height),
             _ => (0, 0),
         };
         boxed(b, b"trak", |b| {
@@ -462,6 +541,12 @@ impl Track {
                 height,
                 ..
             } => visual_entry(b, b"hvc1", (*width, *height), (b"hvcC", config), display),
+            SampleEntry::Av1 {
+                config,
+                width,
+                height,
+                ..
+            } => visual_entry(b, b"av01", (*width, *height), (b"av1C", config), display),
             SampleEntry::Aac { asc, .. } => {
                 audio_entry(b, b"mp4a", &self.info, |b| {
                     full_box(b, b"esds", 0, 0, |b| esds(b, asc));
@@ -525,6 +610,16 @@ impl SampleEntry {
                     mime: ptl.mime(),
                 })
             }
+            CodecName::Av1 => {
+                let rec = av1::config_record(&info.extradata)?;
+                let (width, height) = dims(info, rec.sequence.width, rec.sequence.height);
+                Ok(SampleEntry::Av1 {
+                    config: rec.to_bytes(),
+                    width,
+                    height,
+                    mime: rec.sequence.mime(),
+                })
+            }
             CodecName::Aac => {
                 let asc = if info.extradata.is_empty() {
                     let index = SAMPLE_RATES
@@ -568,7 +663,9 @@ impl SampleEntry {
 
     fn mime(&self) -> String {
         match self {
-            SampleEntry::Avc { mime, .. } | SampleEntry::Hevc { mime, .. } => mime.clone(),
+            SampleEntry::Avc { mime, .. }
+            | SampleEntry::Hevc { mime, .. }
+            | SampleEntry::Av1 { mime, .. } => mime.clone(),
             SampleEntry::Aac { object_type, .. } => format!("mp4a.40.{object_type}"),
             SampleEntry::Opus => "opus".into(),
             SampleEntry::Flac { .. } => "flac".into(),
@@ -619,10 +716,38 @@ fn h265_sets(extradata: &[u8]) -> Result<(Nals<'_>, Nals<'_>, Nals<'_>)> {
     Ok((vps, sps, pps))
 }
 
+/// The decoder configuration record FLV and RTMP carry as a sequence header:
+/// AVCDecoderConfigurationRecord (H.264), HEVCDecoderConfigurationRecord
+/// (H.265), or the AudioSpecificConfig (AAC).
+pub fn decoder_config(info: &CodecInfo) -> Result<Vec<u8>> {
+    match SampleEntry::new(info)? {
+        SampleEntry::Avc { config, .. }
+        | SampleEntry::Hevc { config, .. }
+        | SampleEntry::Av1 { config, .. } => Ok(config),
+        SampleEntry::Aac { asc, .. } => Ok(asc.to_vec()),
+        _ => Err(Error::unsupported(
+            "decoder configuration",
+            info.name.ffmpeg_name(),
+        )),
+    }
+}
+
 /// Parameter sets carried in band by a keyframe, as `extradata` for a source
 /// whose codec info has none (an RTSP camera without `sprop-parameter-sets`).
 /// `None` when the frame does not hold a complete set.
 pub fn parameter_sets_from_frame(name: CodecName, frame: &[u8]) -> Option<Vec<u8>> {
+    if name == CodecName::Av1 {
+        // The sequence header, as an `av1C` record.
+        let sequence_header = av1::find_sequence_header(frame)?;
+        let sequence = av1::SequenceHeader::find(&sequence_header).ok()?;
+        return Some(
+            av1::ConfigRecord {
+                sequence,
+                sequence_header,
+            }
+            .to_bytes(),
+        );
+    }
     let mut out = Vec::new();
     let mut found = [false; 3];
     let mut seen: Vec<&[u8]> = Vec::new();
@@ -998,11 +1123,13 @@ mod tests {
                 },
             )
             .unwrap();
+        // It starts where the first ended and ends at its own time plus
+        // the interval seen (3000 + 3000).
         let tfdt = find(&f2, &["moof", "traf", "tfdt"]).unwrap();
-        assert_eq!(u64::from_be_bytes(tfdt[4..12].try_into().unwrap()), 3000);
+        assert_eq!(u64::from_be_bytes(tfdt[4..12].try_into().unwrap()), 3600);
         let trun = find(&f2, &["moof", "traf", "trun"]).unwrap();
         let field = |i: usize| u32::from_be_bytes(trun[4 + 4 * i..8 + 4 * i].try_into().unwrap());
-        assert_eq!(field(2), 3000);
+        assert_eq!(field(2), 2400);
         assert_eq!(field(4), FLAGS_NON_SYNC);
         assert_eq!(field(5) as i32, 3000);
 
@@ -1026,7 +1153,7 @@ mod tests {
         let mfhd = find(&f3, &["moof", "mfhd"]).unwrap();
         assert_eq!(u32::from_be_bytes(mfhd[4..8].try_into().unwrap()), 3);
 
-        // A timestamp jump backwards advances by one estimated frame.
+        // A timestamp jump backwards: on from the end of the last frame.
         let f4 = w
             .fragment(
                 0,
@@ -1042,6 +1169,79 @@ mod tests {
         let tfdt = find(&f4, &["moof", "traf", "tfdt"]).unwrap();
         assert_eq!(u64::from_be_bytes(tfdt[4..12].try_into().unwrap()), 6000);
         assert!(w.fragment(2, &key).is_err());
+    }
+
+    /// (tfdt, duration) of a one-sample fragment.
+    fn timing(f: &[u8]) -> (u64, u32) {
+        let tfdt = find(f, &["moof", "traf", "tfdt"]).unwrap();
+        let trun = find(f, &["moof", "traf", "trun"]).unwrap();
+        (
+            u64::from_be_bytes(tfdt[4..12].try_into().unwrap()),
+            u32::from_be_bytes(trun[12..16].try_into().unwrap()),
+        )
+    }
+
+    #[test]
+    fn video_timeline_has_no_holes() {
+        // 10 fps stamped at arrival (jitter of up to 30 ms, a 2 s stall, a
+        // clock reset): each fragment starts where the last one ended, and
+        // the timeline stays within one interval of the frames' own times.
+        let mut dts: Vec<i64> = (0..40).map(|i| i * 9000).collect();
+        for (i, d) in dts.iter_mut().enumerate() {
+            *d += [0, 2700, -1800, 900][i % 4];
+        }
+        dts.extend((40..60).map(|i| i * 9000 + 180_000));
+        dts.extend((0..20).map(|i| 7_000 + i * 9000));
+        let mut w = Fmp4Writer::new(&[h264_info()]).unwrap();
+        let data = [0, 0, 0, 2, 0x65, 0x88];
+        let mut end = None;
+        for (i, &d) in dts.iter().enumerate() {
+            let f = w
+                .fragment(
+                    0,
+                    &Sample {
+                        dts: d,
+                        pts: d,
+                        keyframe: i == 0,
+                        arrival_us: 0,
+                        data: &data,
+                    },
+                )
+                .unwrap();
+            let (tfdt, duration) = timing(&f);
+            assert_eq!(tfdt, end.unwrap_or(0), "sample {i}: a hole or an overlap");
+            assert!(duration > 0, "sample {i}");
+            end = Some(tfdt + u64::from(duration));
+            if (2..60).contains(&i) && i != 40 {
+                // Within an interval of the frame's own time (jitter), except
+                // after a wrong guess (the first frame's 25 fps, the stall),
+                // which the next frame makes up.
+                assert!(
+                    (tfdt as i64 - d).abs() <= 9000,
+                    "sample {i}: {tfdt} for {d}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn audio_durations_stay_exact() {
+        let mut w = Fmp4Writer::new(&[aac_info()]).unwrap();
+        for (i, d) in [0i64, 1024, 2100, 3072].into_iter().enumerate() {
+            let f = w
+                .fragment(
+                    0,
+                    &Sample {
+                        dts: d,
+                        pts: d,
+                        keyframe: true,
+                        arrival_us: 0,
+                        data: &[1, 2, 3],
+                    },
+                )
+                .unwrap();
+            assert_eq!(timing(&f), ([0, 1024, 2100, 3072][i], 1024));
+        }
     }
 
     #[test]

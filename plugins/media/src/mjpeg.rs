@@ -242,7 +242,7 @@ impl MjpegSplitter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A structurally valid tiny JPEG: SOI, APP0, SOF0 (w x h), SOS, data, EOI.

@@ -10,6 +10,8 @@
 //!     match ev {
 //!         Ok(PipeEvent::Tracks(tracks)) => assert_eq!(tracks[0].name.go2rtc_name(), "PCMU"),
 //!         Ok(PipeEvent::Frame(f)) => assert_eq!(f.data.len(), 160),
+//!         // Y4M only: raw pictures for the caller to encode.
+//!         Ok(PipeEvent::RawVideo(_) | PipeEvent::Picture(_)) => unreachable!(),
 //!         Err(e) => panic!("{e}"),
 //!     }
 //! }
@@ -19,12 +21,15 @@ use std::collections::VecDeque;
 
 use crate::adts::{AdtsSplitter, SAMPLES_PER_FRAME};
 use crate::au::{AuAssembler, VideoCodec};
-use crate::codec::CodecInfo;
+use crate::codec::{CodecInfo, MediaKind};
 use crate::detect::{detect, Detection, Format};
 use crate::error::{hex_prefix, Error, Result};
+use crate::flv::{FlvDemuxer, FlvEvent};
+use crate::fmp4_demux::{Fmp4Demuxer, Fmp4Event};
 use crate::mjpeg::MjpegSplitter;
 use crate::mpegts::{stream_type, TsDemuxer, TsEvent};
 use crate::wav::{WavEvent, WavParser};
+use crate::y4m::{Y4mDemuxer, Y4mEvent, Y4mFormat};
 use crate::{h264, h265, mjpeg};
 
 /// Give up detecting after this many bytes.
@@ -42,8 +47,11 @@ pub struct Frame {
     /// Presentation time in the track's clock rate, when the container has
     /// timestamps (MPEG-TS); `None` for elementary streams.
     pub pts: Option<i64>,
+    /// Decode time, in the same clock, where the container gives one apart
+    /// from `pts` (MPEG-TS and FLV video with B-frames); `None`: same as `pts`.
+    pub dts: Option<i64>,
     /// H.264/H.265: the access unit as 4-byte length-prefixed NAL units.
-    /// MJPEG: one JPEG image. AAC: one raw frame (no ADTS header).
+    /// AV1: a temporal unit of sized OBUs (see [`crate::av1`]). MJPEG: one JPEG image. AAC: one raw frame (no ADTS header).
     /// PCM/G.711: a block of samples.
     pub data: Vec<u8>,
 }
@@ -55,6 +63,12 @@ pub enum PipeEvent {
     Tracks(Vec<CodecInfo>),
     /// A frame of one of the tracks.
     Frame(Frame),
+    /// Raw pictures follow (Y4M), in this format; once, before any
+    /// `Picture`, and instead of `Tracks`: a stream carries compressed video
+    /// only, so the caller encodes them (the plugin API's `rawvideo`).
+    RawVideo(Y4mFormat),
+    /// One raw picture of the `RawVideo` format (planar 4:2:0: Y, U, V).
+    Picture(Vec<u8>),
 }
 
 /// Per elementary stream state, before mapping to output tracks.
@@ -69,6 +83,8 @@ struct Source {
     audio: Option<AdtsSplitter>,
     /// Last SPS that failed to parse, so each bad SPS is reported once.
     bad_sps: Option<Vec<u8>>,
+    /// Left out: its codec is not supported.
+    skipped: bool,
 }
 
 impl Source {
@@ -81,6 +97,7 @@ impl Source {
             video: None,
             audio: None,
             bad_sps: None,
+            skipped: false,
         }
     }
 }
@@ -93,6 +110,10 @@ enum Inner {
     Adts(AdtsSplitter),
     Wav(WavParser),
     Ts(TsDemuxer),
+    /// With the source index of its video and of its audio track.
+    Flv(FlvDemuxer, [Option<usize>; 2]),
+    Mp4(Fmp4Demuxer),
+    Y4m(Y4mDemuxer),
     Failed,
 }
 
@@ -136,10 +157,31 @@ impl PipeDemuxer {
         }
     }
 
+    /// New demuxer for a format known beforehand (an HTTP Content-Type, an
+    /// ingest path): a multipart MJPEG body starts with its boundary, not
+    /// with a JPEG, so detection would refuse it.
+    pub fn with_format(format: Format) -> Self {
+        let mut d = Self::new();
+        d.start(format, Vec::new());
+        d
+    }
+
     /// Detected format ("h264", "hevc", "mjpeg", "mpegts", "adts", "wav"),
     /// or "unknown" before detection.
     pub fn format_name(&self) -> &str {
         self.format.map_or("unknown", Format::name)
+    }
+
+    /// The input cannot be read any further (unknown format, broken
+    /// framing): nothing more will come out.
+    pub fn failed(&self) -> bool {
+        match &self.inner {
+            Inner::Failed => true,
+            Inner::Flv(f, _) => f.failed(),
+            Inner::Mp4(m) => m.failed(),
+            Inner::Y4m(y) => y.failed(),
+            _ => false,
+        }
     }
 
     /// Video frames dropped because no keyframe had been seen yet.
@@ -154,7 +196,8 @@ impl PipeDemuxer {
     }
 
     /// Next event. `Err` items are reported problems; only
-    /// [`Error::UnknownFormat`] and WAV header errors stop the demuxer.
+    /// [`Error::UnknownFormat`], WAV header errors and what [`failed`](Self::failed)
+    /// says stop the demuxer.
     pub fn poll(&mut self) -> Option<Result<PipeEvent>> {
         self.out.pop_front()
     }
@@ -188,7 +231,8 @@ impl PipeDemuxer {
             Inner::Adts(a) => a.finish(),
             Inner::Wav(w) => w.finish(),
             Inner::Ts(t) => t.finish(),
-            Inner::Detecting(_) | Inner::Failed => {}
+            Inner::Y4m(y) => y.finish(),
+            Inner::Flv(..) | Inner::Mp4(_) | Inner::Detecting(_) | Inner::Failed => {}
         }
         self.drain_inner();
         if !self.tracks_emitted {
@@ -218,22 +262,33 @@ impl PipeDemuxer {
             }
             Detection::Found(format) => {
                 let buf = std::mem::take(buf);
-                self.format = Some(format);
-                self.inner = match format {
-                    Format::H264 => Inner::AnnexB(AuAssembler::new(VideoCodec::H264)),
-                    Format::H265 => Inner::AnnexB(AuAssembler::new(VideoCodec::H265)),
-                    Format::Mjpeg => Inner::Mjpeg(MjpegSplitter::new()),
-                    Format::Adts => Inner::Adts(AdtsSplitter::new()),
-                    Format::Wav => Inner::Wav(WavParser::new()),
-                    Format::MpegTs => Inner::Ts(TsDemuxer::new()),
-                };
-                if format != Format::MpegTs {
-                    let is_video = matches!(format, Format::H264 | Format::H265 | Format::Mjpeg);
-                    self.sources.push(Source::new(is_video));
-                }
-                self.feed(&buf);
+                self.start(format, buf);
             }
         }
+    }
+
+    fn start(&mut self, format: Format, buf: Vec<u8>) {
+        self.format = Some(format);
+        self.inner = match format {
+            Format::H264 => Inner::AnnexB(AuAssembler::new(VideoCodec::H264)),
+            Format::H265 => Inner::AnnexB(AuAssembler::new(VideoCodec::H265)),
+            Format::Mjpeg => Inner::Mjpeg(MjpegSplitter::new()),
+            Format::Adts => Inner::Adts(AdtsSplitter::new()),
+            Format::Wav => Inner::Wav(WavParser::new()),
+            Format::MpegTs => Inner::Ts(TsDemuxer::new()),
+            Format::Flv => Inner::Flv(FlvDemuxer::new(), [None, None]),
+            Format::Mp4 => Inner::Mp4(Fmp4Demuxer::new()),
+            Format::Y4m => Inner::Y4m(Y4mDemuxer::new()),
+        };
+        // Y4M has no track: its pictures bypass `Tracks`/`Frame`.
+        if !matches!(
+            format,
+            Format::MpegTs | Format::Flv | Format::Mp4 | Format::Y4m
+        ) {
+            let is_video = matches!(format, Format::H264 | Format::H265 | Format::Mjpeg);
+            self.sources.push(Source::new(is_video));
+        }
+        self.feed(&buf);
     }
 
     fn feed(&mut self, bytes: &[u8]) {
@@ -243,6 +298,9 @@ impl PipeDemuxer {
             Inner::Adts(a) => a.push(bytes),
             Inner::Wav(w) => w.push(bytes),
             Inner::Ts(t) => t.push(bytes),
+            Inner::Flv(f, _) => f.push(bytes),
+            Inner::Mp4(m) => m.push(bytes),
+            Inner::Y4m(y) => y.push(bytes),
             Inner::Detecting(_) | Inner::Failed => return,
         }
         self.drain_inner();
@@ -301,9 +359,117 @@ impl PipeDemuxer {
                     }
                 }
             }
+            Inner::Flv(f, slots) => {
+                while let Some(ev) = f.poll() {
+                    match ev {
+                        Ok(ev) => self.flv_event(ev, slots),
+                        Err(e) => {
+                            // A codec we cannot carry (MP3, AV1): its track
+                            // is left out rather than waited for.
+                            if let Error::Unsupported { what, .. } = &e {
+                                let i = match *what {
+                                    "FLV video" => Some(0),
+                                    "FLV audio" => Some(1),
+                                    _ => None,
+                                };
+                                if let Some(idx) = i.and_then(|i| slots[i].take()) {
+                                    if let Some(s) = self.sources.get_mut(idx) {
+                                        s.skipped = true;
+                                    }
+                                    self.emit_tracks(false);
+                                }
+                            }
+                            self.out.push_back(Err(e));
+                        }
+                    }
+                }
+            }
+            Inner::Mp4(m) => {
+                while let Some(ev) = m.poll() {
+                    match ev {
+                        Ok(Fmp4Event::Tracks(tracks)) => {
+                            // Every track is described at once: the sources
+                            // are the tracks, in order.
+                            if self.sources.is_empty() {
+                                for info in tracks {
+                                    let mut s = Source::new(info.kind() == MediaKind::Video);
+                                    s.info = Some(info);
+                                    self.sources.push(s);
+                                }
+                                self.emit_tracks(false);
+                            }
+                        }
+                        Ok(Fmp4Event::Frame {
+                            track,
+                            keyframe,
+                            pts,
+                            dts,
+                            data,
+                        }) => self.deliver(track, keyframe, Some((pts, dts)), data),
+                        Err(e) => self.out.push_back(Err(e)),
+                    }
+                }
+            }
+            Inner::Y4m(y) => {
+                while let Some(ev) = y.poll() {
+                    self.out.push_back(ev.map(|ev| match ev {
+                        Y4mEvent::Format(f) => PipeEvent::RawVideo(f),
+                        Y4mEvent::Picture(p) => PipeEvent::Picture(p),
+                    }));
+                }
+            }
             Inner::Detecting(_) | Inner::Failed => {}
         }
         self.inner = inner;
+    }
+
+    /// FLV tracks are the header's announced kinds, video first; a kind it
+    /// did not announce gets a track when its description comes before the
+    /// tracks are out.
+    fn flv_event(&mut self, ev: FlvEvent, slots: &mut [Option<usize>; 2]) {
+        let mut slot = |this: &mut Self, video: bool| -> Option<usize> {
+            let i = usize::from(!video);
+            if slots[i].is_none() && !this.tracks_emitted {
+                this.sources.push(Source::new(video));
+                slots[i] = Some(this.sources.len() - 1);
+            }
+            slots[i]
+        };
+        match ev {
+            FlvEvent::Header { audio, video } => {
+                if video {
+                    slot(self, true);
+                }
+                if audio {
+                    slot(self, false);
+                }
+            }
+            FlvEvent::Config { video, info } => {
+                if let Some(idx) = slot(self, video) {
+                    if self.sources.get(idx).is_some_and(|s| s.info.is_none()) {
+                        self.set_info(idx, info);
+                    }
+                }
+            }
+            FlvEvent::Frame {
+                video,
+                keyframe,
+                pts_ms,
+                dts_ms,
+                data,
+            } => {
+                let Some(idx) = slots[usize::from(!video)] else {
+                    return;
+                };
+                let rate = self
+                    .sources
+                    .get(idx)
+                    .and_then(|s| s.info.as_ref())
+                    .map_or(1000, |i| i64::from(i.clock_rate));
+                let ts = (pts_ms * rate / 1000, dts_ms * rate / 1000);
+                self.deliver(idx, keyframe, Some(ts), data);
+            }
+        }
     }
 
     fn ts_pes(&mut self, pes: crate::mpegts::Pes) {
@@ -316,7 +482,8 @@ impl PipeDemuxer {
             // the PES is an AU boundary; this avoids one frame of latency.
             asm.push(&pes.data);
             asm.flush();
-            self.drain_video(idx, &mut asm, pes.pts);
+            let ts = pes.pts.map(|p| (p, pes.dts.unwrap_or(p)));
+            self.drain_video(idx, &mut asm, ts);
             if let Some(src) = self.sources.get_mut(idx) {
                 src.video = Some(asm);
             }
@@ -334,7 +501,7 @@ impl PipeDemuxer {
                     .pts
                     .map(|p| p * rate / 90_000 + n * i64::from(SAMPLES_PER_FRAME));
                 n += 1;
-                self.deliver(idx, true, pts, f.data);
+                self.deliver(idx, true, pts.map(|p| (p, p)), f.data);
             }
             if let Some(src) = self.sources.get_mut(idx) {
                 src.audio = Some(adts);
@@ -342,12 +509,13 @@ impl PipeDemuxer {
         }
     }
 
-    fn drain_video(&mut self, idx: usize, asm: &mut AuAssembler, mut pts: Option<i64>) {
+    /// `ts`: (pts, dts) of the first access unit.
+    fn drain_video(&mut self, idx: usize, asm: &mut AuAssembler, mut ts: Option<(i64, i64)>) {
         while let Some(au) = asm.pop() {
             if self.sources.get(idx).is_some_and(|s| s.info.is_none()) {
                 self.describe_video(idx, asm);
             }
-            self.deliver(idx, au.keyframe, pts.take(), au.data);
+            self.deliver(idx, au.keyframe, ts.take(), au.data);
         }
     }
 
@@ -389,9 +557,9 @@ impl PipeDemuxer {
         if self.tracks_emitted || self.sources.is_empty() {
             return;
         }
-        let all = self.sources.iter().all(|s| s.info.is_some());
+        let all = self.sources.iter().all(|s| s.info.is_some() || s.skipped);
         let any = self.sources.iter().any(|s| s.info.is_some());
-        if !(all || (force && any)) {
+        if !any || !(all || force) {
             return;
         }
         let mut tracks = Vec::new();
@@ -414,7 +582,8 @@ impl PipeDemuxer {
         }
     }
 
-    fn deliver(&mut self, idx: usize, keyframe: bool, pts: Option<i64>, data: Vec<u8>) {
+    /// `ts`: (pts, dts) when the container has timestamps.
+    fn deliver(&mut self, idx: usize, keyframe: bool, ts: Option<(i64, i64)>, data: Vec<u8>) {
         let Some(src) = self.sources.get_mut(idx) else {
             return;
         };
@@ -428,7 +597,8 @@ impl PipeDemuxer {
         let frame = Frame {
             track: src.out_track.unwrap_or(0),
             keyframe,
-            pts,
+            pts: ts.map(|t| t.0),
+            dts: ts.filter(|t| t.1 != t.0).map(|t| t.1),
             data,
         };
         if self.tracks_emitted {
@@ -540,6 +710,147 @@ mod tests {
         );
         assert_eq!(d.dropped_before_keyframe(), 0);
         assert_eq!(d.dropped_frames(), 0);
+    }
+
+    #[test]
+    fn y4m_pictures_come_out_raw() {
+        let mut d = PipeDemuxer::new();
+        d.push(b"YUV4MPEG2 W4 H2 F15:1 Ip A1:1 C420jpeg\nFRAME\n");
+        d.push(&[0x80; 12]);
+        d.push(b"FRAME\n");
+        d.push(&[0x10; 12]);
+        let ev = events(&mut d);
+        assert_eq!(d.format_name(), "yuv4mpegpipe");
+        assert!(
+            matches!(&ev[0], Ok(PipeEvent::RawVideo(f)) if f.width == 4 && f.rate_num == 15),
+            "{ev:?}"
+        );
+        assert_eq!(ev[1], Ok(PipeEvent::Picture(vec![0x80; 12])));
+        assert_eq!(ev[2], Ok(PipeEvent::Picture(vec![0x10; 12])));
+        assert_eq!(ev.len(), 3);
+    }
+
+    #[test]
+    fn y4m_it_cannot_read_is_a_clear_error() {
+        let mut d = PipeDemuxer::new();
+        d.push(b"YUV4MPEG2 W320 H240 F15:1 Ip A1:1 C444 XYSCSS=444\nFRAME\n");
+        d.push(&[0x80; 2000]);
+        let ev = events(&mut d);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        let e = ev[0].as_ref().unwrap_err().to_string();
+        assert!(e.contains("C444") && e.contains("4:2:0"), "{e}");
+        assert!(d.failed());
+    }
+
+    #[test]
+    fn fragmented_mp4_is_detected_and_demuxed() {
+        use crate::fmp4::{Fmp4Writer, Sample};
+        let video = h264::codec_info(&SPS_640X360_HIGH, Some(&[0x68, 0xeb, 0xe3, 0xcb])).unwrap();
+        let mut audio = CodecInfo::new(crate::codec::CodecName::Aac, 48_000);
+        audio.channels = 2;
+        audio.extradata = vec![0x11, 0x90];
+        let mut w = Fmp4Writer::new(&[video, audio]).unwrap();
+        let mut file = w.init_segment();
+        let frame = |i: i64, key: bool, data: &'static [u8]| Sample {
+            dts: i,
+            pts: i,
+            keyframe: key,
+            arrival_us: 0,
+            data,
+        };
+        file.extend(w.fragment(1, &frame(0, true, &[0x21, 1])).unwrap());
+        file.extend(
+            w.fragment(0, &frame(0, true, &[0, 0, 0, 2, 0x65, 0x88]))
+                .unwrap(),
+        );
+        file.extend(
+            w.fragment(0, &frame(3600, false, &[0, 0, 0, 2, 0x41, 0x9a]))
+                .unwrap(),
+        );
+        let mut d = PipeDemuxer::new();
+        for c in file.chunks(100) {
+            d.push(c);
+        }
+        d.finish();
+        let ev: Vec<_> = events(&mut d).into_iter().map(|e| e.unwrap()).collect();
+        assert_eq!(d.format_name(), "mp4");
+        assert!(
+            matches!(&ev[0], PipeEvent::Tracks(t) if t.len() == 2 && t[0].height == 360 && t[1].clock_rate == 48_000),
+            "{ev:?}"
+        );
+        let summary: Vec<_> = ev[1..]
+            .iter()
+            .map(|e| match e {
+                PipeEvent::Frame(f) => (f.track, f.keyframe, f.pts),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, true, Some(0)),
+                (0, true, Some(0)),
+                (0, false, Some(3600))
+            ]
+        );
+    }
+
+    #[test]
+    fn known_format_skips_detection() {
+        // A multipart body: boundary and part headers before each JPEG.
+        let jpeg = crate::mjpeg::tests::tiny_jpeg(32, 16, &[1, 2, 3]);
+        let mut body = b"--frame\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+        body.extend_from_slice(&jpeg);
+        body.extend_from_slice(b"\r\n--frame\r\n\r\n");
+        body.extend_from_slice(&jpeg);
+        let mut d = PipeDemuxer::with_format(Format::Mjpeg);
+        d.push(&body);
+        d.finish();
+        let ev: Vec<_> = events(&mut d).into_iter().map(|e| e.unwrap()).collect();
+        assert_eq!(d.format_name(), "mjpeg");
+        assert!(matches!(&ev[0], PipeEvent::Tracks(t) if t[0].width == 32 && t[0].height == 16));
+        assert_eq!(ev.len(), 3);
+    }
+
+    #[test]
+    fn flv_with_an_unsupported_audio_codec_plays_its_video() {
+        let video = h264::codec_info(
+            &SPS_640X360_HIGH,
+            Some(&[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0]),
+        )
+        .unwrap();
+        let m = crate::flv::FlvMuxer::new(&[video]).unwrap();
+        let mut file = m.header();
+        file[4] = 0x05; // announces audio too
+                        // An MP3 audio tag (sound format 2): 11-byte header, body, size.
+        file.extend_from_slice(&[
+            8, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0x2F, 0xFF, 0xFB, 0, 0, 0, 14,
+        ]);
+        file.extend(m.frame(0, 0, 80, true, &[0, 0, 0, 2, 0x65, 0x88]).unwrap());
+        file.extend(m.frame(0, 40, 0, false, &[0, 0, 0, 2, 0x41, 0x9a]).unwrap());
+        let mut d = PipeDemuxer::new();
+        d.push(&file);
+        let ev = events(&mut d);
+        assert_eq!(d.format_name(), "flv");
+        assert!(
+            matches!(&ev[0], Ok(PipeEvent::Tracks(t)) if t.len() == 1 && t[0].width == 640),
+            "{ev:?}"
+        );
+        assert!(matches!(
+            &ev[1],
+            Err(Error::Unsupported {
+                what: "FLV audio",
+                ..
+            })
+        ));
+        assert!(
+            matches!(&ev[2], Ok(PipeEvent::Frame(f)) if f.pts == Some(80 * 90) && f.dts == Some(0))
+        );
+        assert!(matches!(&ev[3], Ok(PipeEvent::Frame(f)) if !f.keyframe && f.pts == Some(40 * 90)));
+        assert!(!d.failed());
+        d.push(b"garbage!!!!!!!!!!!!!");
+        assert!(matches!(d.poll(), Some(Err(Error::Invalid { .. }))));
+        assert!(d.failed());
     }
 
     #[test]

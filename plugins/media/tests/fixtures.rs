@@ -39,6 +39,7 @@ fn run(data: &[u8], chunk: usize) -> Run {
                 r.tracks = t;
             }
             Ok(PipeEvent::Frame(f)) => r.frames.push(f),
+            Ok(other) => panic!("no fixture is raw video: {other:?}"),
             Err(e) => r.errors.push(e),
         }
     }

@@ -18,6 +18,7 @@ fn demux(name: &str) -> (Vec<CodecInfo>, Vec<Frame>) {
         match ev.unwrap() {
             PipeEvent::Tracks(t) => tracks = t,
             PipeEvent::Frame(f) => frames.push(f),
+            other => panic!("{path}: {other:?}"),
         }
     }
     (tracks, frames)
@@ -211,4 +212,56 @@ fn rotation_and_pixel_aspect() {
     let mut w = Fmp4Writer::new(&tracks).unwrap();
     assert!(w.set_rotation(45).is_err());
     assert!(w.set_pixel_aspect(0, 1).is_err());
+}
+
+/// AV1 from libsvtav1's fragmented MP4, through the FLV muxer and demuxer
+/// (Enhanced RTMP `av01`) and back into fMP4: ffmpeg decodes every frame.
+#[test]
+fn av1_through_flv_and_fmp4() {
+    use camrouter_media::flv::{FlvDemuxer, FlvEvent, FlvMuxer};
+    let (tracks, frames) = demux("av1_320x240_frag.mp4");
+    assert_eq!(frames.len(), 10);
+    assert_eq!(
+        frames.iter().filter(|f| f.keyframe).count(),
+        2,
+        "-g 5: two keyframes"
+    );
+    let m = FlvMuxer::new(&tracks).unwrap();
+    let mut flv = m.header();
+    for (i, f) in frames.iter().enumerate() {
+        flv.extend(m.frame(0, i as u32 * 100, 0, f.keyframe, &f.data).unwrap());
+    }
+    let mut d = FlvDemuxer::new();
+    d.push(&flv);
+    let (mut info, mut back) = (None, Vec::new());
+    while let Some(ev) = d.poll() {
+        match ev.unwrap() {
+            FlvEvent::Config { info: i, .. } => info = Some(i),
+            FlvEvent::Frame {
+                keyframe,
+                dts_ms,
+                data,
+                ..
+            } => back.push(Frame {
+                track: 0,
+                keyframe,
+                pts: Some(dts_ms * 90),
+                dts: Some(dts_ms * 90),
+                data,
+            }),
+            FlvEvent::Header { .. } => {}
+        }
+    }
+    let info = info.unwrap();
+    assert_eq!((info.width, info.height), (320, 240));
+    assert_eq!(info.extradata, tracks[0].extradata);
+    let same: Vec<_> = back.iter().map(|f| (&f.data, f.keyframe)).collect();
+    let orig: Vec<_> = frames.iter().map(|f| (&f.data, f.keyframe)).collect();
+    assert_eq!(same, orig);
+    let w = Fmp4Writer::new(std::slice::from_ref(&info)).unwrap();
+    assert_eq!(w.mime_codecs(), "av01.0.00M.08");
+    let Some(streams) = probe(&mux(&[info], &back), "av1") else {
+        return;
+    };
+    assert_eq!(streams, [("av1".to_string(), 320, 240, 10)]);
 }

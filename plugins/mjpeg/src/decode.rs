@@ -8,7 +8,7 @@ use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
-use crate::params::{Rotate, Shape};
+use crate::params::{Ascii, Output, Palette, Rotate, Shape};
 
 /// JPEG quality (1–100); close to what ffmpeg's `-q:v 5` gives for the size.
 const QUALITY: u8 = 80;
@@ -99,7 +99,11 @@ impl H264ToJpeg {
                     return Ok(None);
                 }
                 let decoded = started.elapsed();
-                let jpeg = encode_yuv(&yuv, shape)?;
+                let jpeg = match shape.output {
+                    Output::Jpeg => encode_yuv(&yuv, shape)?,
+                    Output::Y4m => y4m_frame(&yuv, shape),
+                    Output::Ascii(a) => ascii_frame(&yuv, shape, &a),
+                };
                 tracing::trace!(
                     decode_us = decoded.as_micros() as u64,
                     encode_us = (started.elapsed() - decoded).as_micros() as u64,
@@ -206,7 +210,8 @@ impl jpeg_encoder::ImageBuffer for View<'_> {
     }
 }
 
-fn encode_yuv(yuv: &impl YUVSource, shape: &Shape) -> Result<Vec<u8>, DecodeError> {
+/// The scaled, rotated view of a decoded picture the client asked for.
+fn view<'a>(yuv: &'a impl YUVSource, shape: &Shape) -> View<'a> {
     let (w, h) = yuv.dimensions();
     let (sw, sh) = scaled_size(w as u32, h as u32, shape);
     let (sw, sh) = (sw as usize, sh as usize);
@@ -214,7 +219,7 @@ fn encode_yuv(yuv: &impl YUVSource, shape: &Shape) -> Result<Vec<u8>, DecodeErro
         Rotate::None | Rotate::Cw180 => (sw as u16, sh as u16),
         Rotate::Cw90 | Rotate::Cw270 => (sh as u16, sw as u16),
     };
-    let view = View {
+    View {
         y: yuv.y(),
         u: yuv.u(),
         v: yuv.v(),
@@ -224,7 +229,161 @@ fn encode_yuv(yuv: &impl YUVSource, shape: &Shape) -> Result<Vec<u8>, DecodeErro
         scaled: (sw, sh),
         xmap: axis_map(sw, w),
         ymap: axis_map(sh, h),
-    };
+    }
+}
+
+/// The stream header of `stream.y4m` and `stream.ascii` at the start of
+/// every picture they render; a client gets it once (see [`head_len`]).
+const ASCII_CLEAR: &str = "\x1b[2J";
+
+/// How many leading bytes of a rendered picture are the stream's header,
+/// which a client needs only before its first picture: the `YUV4MPEG2`
+/// line, or the terminal's clear-screen.
+pub fn head_len(output: &Output, picture: &[u8]) -> usize {
+    match output {
+        Output::Jpeg => 0,
+        Output::Y4m => picture
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(0, |i| i + 1),
+        Output::Ascii(_) => ASCII_CLEAR.len(),
+    }
+}
+
+/// One `stream.y4m` picture: the stream header line, then `FRAME` and the
+/// planes as decoded: YUV 4:2:0 with H.264's default chroma siting
+/// (`C420mpeg2`, left) and no range flag (readers assume the limited range
+/// cameras send). The frame rate is nominal: y4m has no timestamps.
+fn y4m_frame(yuv: &impl YUVSource, shape: &Shape) -> Vec<u8> {
+    use jpeg_encoder::ImageBuffer;
+    let view = view(yuv, shape);
+    let (w, h) = (usize::from(view.out.0), usize::from(view.out.1));
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let head = format!("YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420mpeg2\nFRAME\n");
+    let mut out = Vec::with_capacity(head.len() + w * h + 2 * cw * ch);
+    out.extend_from_slice(head.as_bytes());
+    let mut u = Vec::with_capacity(cw * ch);
+    let mut v = Vec::with_capacity(cw * ch);
+    let mut rows: [Vec<u8>; 4] = Default::default();
+    for row in 0..h {
+        rows.iter_mut().for_each(Vec::clear);
+        view.fill_buffers(row as u16, &mut rows);
+        out.extend_from_slice(&rows[0]);
+        if row % 2 == 0 {
+            u.extend(rows[1].iter().step_by(2));
+            v.extend(rows[2].iter().step_by(2));
+        }
+    }
+    out.extend_from_slice(&u);
+    out.extend_from_slice(&v);
+    out
+}
+
+/// One `stream.ascii` picture (go2rtc's look): clear the screen (first
+/// picture only), cursor home, a character per pixel from dark to bright,
+/// optionally coloured, a line per row, colours reset.
+fn ascii_frame(yuv: &impl YUVSource, shape: &Shape, style: &Ascii) -> Vec<u8> {
+    use jpeg_encoder::ImageBuffer;
+    use std::fmt::Write;
+    let view = view(yuv, shape);
+    let (w, h) = (usize::from(view.out.0), usize::from(view.out.1));
+    let chars = style.text.chars();
+    let mut out = String::with_capacity(ASCII_CLEAR.len() + 3 + (w + 1) * h);
+    out.push_str(ASCII_CLEAR);
+    out.push_str("\x1b[H");
+    let mut rows: [Vec<u8>; 4] = Default::default();
+    let (mut last_fg, mut last_bg) = (None, None);
+    for row in 0..h {
+        rows.iter_mut().for_each(Vec::clear);
+        view.fill_buffers(row as u16, &mut rows);
+        for ((&y, &cb), &cr) in rows[0].iter().zip(&rows[1]).zip(&rows[2]) {
+            if style.color != Palette::None || style.back != Palette::None {
+                let rgb = to_rgb(y, cb, cr);
+                for (palette, base, last) in [
+                    (style.color, 30, &mut last_fg),
+                    (style.back, 40, &mut last_bg),
+                ] {
+                    let code = match palette {
+                        Palette::None => continue,
+                        Palette::Ansi8 => format!("{}", base + nearest(rgb, 8)),
+                        Palette::Xterm256 => format!("{};5;{}", base + 8, nearest(rgb, 256)),
+                        Palette::Rgb => format!("{};2;{};{};{}", base + 8, rgb.0, rgb.1, rgb.2),
+                    };
+                    if last.as_ref() != Some(&code) {
+                        let _ = write!(out, "\x1b[{code}m");
+                        *last = Some(code);
+                    }
+                }
+            }
+            out.push(chars[usize::from(y) * (chars.len() - 1) / 255]);
+        }
+        out.push('\n');
+    }
+    out.push_str("\x1b[0m");
+    out.into_bytes()
+}
+
+/// Full-range BT.601 (JFIF) YCbCr to RGB.
+fn to_rgb(y: u8, cb: u8, cr: u8) -> (u8, u8, u8) {
+    let (y, cb, cr) = (f32::from(y), f32::from(cb) - 128.0, f32::from(cr) - 128.0);
+    let c = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    (
+        c(y + 1.402 * cr),
+        c(y - 0.344_136 * cb - 0.714_136 * cr),
+        c(y + 1.772 * cb),
+    )
+}
+
+/// xterm's colour `i` (0..=255): 16 system colours, a 6×6×6 cube, 24 greys.
+fn xterm_color(i: u8) -> (u8, u8, u8) {
+    const SYSTEM: [(u8, u8, u8); 16] = [
+        (0, 0, 0),
+        (128, 0, 0),
+        (0, 128, 0),
+        (128, 128, 0),
+        (0, 0, 128),
+        (128, 0, 128),
+        (0, 128, 128),
+        (192, 192, 192),
+        (128, 128, 128),
+        (255, 0, 0),
+        (0, 255, 0),
+        (255, 255, 0),
+        (0, 0, 255),
+        (255, 0, 255),
+        (0, 255, 255),
+        (255, 255, 255),
+    ];
+    const LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+    match i {
+        0..=15 => SYSTEM[usize::from(i)],
+        16..=231 => {
+            let i = usize::from(i - 16);
+            (LEVELS[i / 36], LEVELS[(i / 6) % 6], LEVELS[i % 6])
+        }
+        _ => {
+            let g = 8 + 10 * (i - 232);
+            (g, g, g)
+        }
+    }
+}
+
+/// The closest of the first `n` xterm colours.
+fn nearest((r, g, b): (u8, u8, u8), n: u16) -> u8 {
+    let mut best = (u32::MAX, 0u8);
+    for i in 0..n {
+        let (cr, cg, cb) = xterm_color(i as u8);
+        let d = u32::from(r.abs_diff(cr)) + u32::from(g.abs_diff(cg)) + u32::from(b.abs_diff(cb));
+        if d < best.0 {
+            best = (d, i as u8);
+        }
+    }
+    best.1
+}
+
+fn encode_yuv(yuv: &impl YUVSource, shape: &Shape) -> Result<Vec<u8>, DecodeError> {
+    let view = view(yuv, shape);
+    let (sw, sh) = view.scaled;
     let mut jpeg = Vec::with_capacity(sw * sh / 4);
     let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, QUALITY);
     enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
@@ -242,6 +401,7 @@ mod tests {
             width,
             height,
             rotate: Rotate::None,
+            ..Shape::default()
         }
     }
 
@@ -355,5 +515,63 @@ mod bench {
             .min()
             .unwrap();
         println!("encode 1080p interleaved baseline: {best:?}");
+    }
+
+    #[test]
+    fn y4m_picture_and_its_header() {
+        let p = Planes {
+            y: (0..16).collect(),
+            u: vec![100, 101, 102, 103],
+            v: vec![200, 201, 202, 203],
+            w: 4,
+            h: 4,
+        };
+        let out = y4m_frame(&p, &Shape::default());
+        let head = b"YUV4MPEG2 W4 H4 F25:1 Ip A1:1 C420mpeg2\n";
+        assert!(out.starts_with(head));
+        assert_eq!(head_len(&Output::Y4m, &out), head.len());
+        let body = &out[head.len()..];
+        assert!(body.starts_with(b"FRAME\n"));
+        let planes = &body[6..];
+        assert_eq!(planes.len(), 16 + 4 + 4);
+        assert_eq!(&planes[..16], &p.y[..]);
+        assert_eq!(&planes[16..20], &p.u[..]);
+        assert_eq!(&planes[20..], &p.v[..]);
+        // Halved: 2x2 luma, 1x1 chroma.
+        let half = Shape {
+            width: Some(2),
+            ..Shape::default()
+        };
+        let out = y4m_frame(&p, &half);
+        assert!(out.starts_with(b"YUV4MPEG2 W2 H2 "));
+        assert_eq!(out.len() - head_len(&Output::Y4m, &out), 6 + 4 + 2);
+    }
+
+    #[test]
+    fn ascii_picture_dark_to_bright_with_colours() {
+        let p = Planes {
+            y: vec![0, 255, 0, 255, 0, 255, 0, 255],
+            u: vec![128; 2],
+            v: vec![128; 2],
+            w: 4,
+            h: 2,
+        };
+        let plain = Ascii::default();
+        let out = String::from_utf8(ascii_frame(&p, &Shape::default(), &plain)).unwrap();
+        assert_eq!(out, "\x1b[2J\x1b[H @ @\n @ @\n\x1b[0m");
+        assert_eq!(head_len(&Output::Ascii(plain), out.as_bytes()), 4);
+        let coloured = Ascii {
+            color: Palette::Xterm256,
+            ..Ascii::default()
+        };
+        let out = String::from_utf8(ascii_frame(&p, &Shape::default(), &coloured)).unwrap();
+        // Black is colour 0, white 15; a colour is only written when it changes.
+        assert!(
+            out.starts_with("\x1b[2J\x1b[H\x1b[38;5;0m \x1b[38;5;15m@\x1b[38;5;0m "),
+            "{out:?}"
+        );
+        assert_eq!(to_rgb(128, 128, 128), (128, 128, 128));
+        assert_eq!(xterm_color(196), (255, 0, 0));
+        assert_eq!(nearest((250, 5, 5), 256), 9);
     }
 }

@@ -91,6 +91,7 @@ mod tests {
             width,
             height,
             rotate,
+            ..Shape::default()
         };
         assert_eq!(filters(&s(None, None, Rotate::None)), "");
         assert_eq!(

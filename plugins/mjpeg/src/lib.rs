@@ -44,7 +44,12 @@ impl Plugin for Mjpeg {
     }
 
     fn routes(&self) -> Vec<String> {
-        vec!["/api/frame.jpeg".into(), "/api/stream.mjpeg".into()]
+        vec![
+            "/api/frame.jpeg".into(),
+            "/api/stream.mjpeg".into(),
+            "/api/stream.y4m".into(),
+            "/api/stream.ascii".into(),
+        ]
     }
 
     fn http(&self, request: HttpRequest, responder: Responder) {
@@ -53,7 +58,18 @@ impl Plugin for Mjpeg {
         }
         match request.path.as_str() {
             "/api/frame.jpeg" => snapshot::handle(&self.state, request, responder),
-            "/api/stream.mjpeg" => stream::handle_http(&self.state, request, responder),
+            "/api/stream.mjpeg" => {
+                stream::handle_http(&self.state, request, responder, params::Output::Jpeg)
+            }
+            "/api/stream.y4m" => {
+                stream::handle_http(&self.state, request, responder, params::Output::Y4m)
+            }
+            "/api/stream.ascii" => stream::handle_http(
+                &self.state,
+                request,
+                responder,
+                params::Output::Ascii(params::Ascii::default()),
+            ),
             _ => responder.text(404, "404 page not found"),
         }
     }

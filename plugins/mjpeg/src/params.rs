@@ -1,5 +1,6 @@
-//! The query parameters of `frame.jpeg` and `stream.mjpeg`, as go2rtc reads
-//! them: `src`, `width`/`w`, `height`/`h`, `rotate`, `cache`.
+//! The query parameters of `frame.jpeg`, `stream.mjpeg`, `stream.y4m` and
+//! `stream.ascii`, as go2rtc reads them: `src`, `width`/`w`, `height`/`h`,
+//! `rotate`, `cache`; `color`, `back`, `text` for ASCII.
 
 use std::time::Duration;
 
@@ -21,6 +22,90 @@ pub struct Shape {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub rotate: Rotate,
+    /// What each picture becomes (part of a transcoder's key: clients of
+    /// one stream, size and output share one).
+    pub output: Output,
+}
+
+/// The form of each decoded picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Output {
+    #[default]
+    Jpeg,
+    /// Raw YUV 4:2:0 (`stream.y4m`).
+    Y4m,
+    /// Text art for a terminal (`stream.ascii`).
+    Ascii(Ascii),
+}
+
+/// go2rtc's `stream.ascii` params.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Ascii {
+    /// `color=`: the characters' colour.
+    pub color: Palette,
+    /// `back=`: the background colour.
+    pub back: Palette,
+    /// `text=`: the characters from dark to bright.
+    pub text: Charset,
+}
+
+/// ANSI colours: none, the 8 basic ones, xterm's 256, or 24-bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Palette {
+    #[default]
+    None,
+    Ansi8,
+    Xterm256,
+    Rgb,
+}
+
+/// Most characters `text=` may list.
+pub const MAX_CHARSET: usize = 32;
+
+/// The characters of `text=`, dark to bright (Copy, to be part of the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Charset {
+    chars: [char; MAX_CHARSET],
+    len: u8,
+}
+
+impl Default for Charset {
+    fn default() -> Self {
+        // go2rtc's default ramp.
+        Charset::new(" .::--~~==++**##%%$@").unwrap_or(Charset {
+            chars: [' '; MAX_CHARSET],
+            len: 1,
+        })
+    }
+}
+
+impl Charset {
+    pub fn new(text: &str) -> Option<Charset> {
+        let mut chars = [' '; MAX_CHARSET];
+        let mut len = 0;
+        for c in text.chars() {
+            *chars.get_mut(len)? = c;
+            len += 1;
+        }
+        (len > 0).then_some(Charset {
+            chars,
+            len: len as u8,
+        })
+    }
+
+    pub fn chars(&self) -> &[char] {
+        &self.chars[..usize::from(self.len)]
+    }
+}
+
+fn palette(key: &str, v: &str) -> Result<Palette, String> {
+    match v {
+        "" => Ok(Palette::None),
+        "8" => Ok(Palette::Ansi8),
+        "256" => Ok(Palette::Xterm256),
+        "rgb" => Ok(Palette::Rgb),
+        _ => Err(format!("mjpeg: {key} must be 8, 256 or rgb: {v}")),
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -29,6 +114,8 @@ pub struct Params {
     pub shape: Shape,
     /// `cache=`: a stored snapshot younger than this is served as is.
     pub cache: Option<Duration>,
+    /// `stream.ascii`'s look (used when the output is ASCII).
+    pub ascii: Ascii,
 }
 
 impl Params {
@@ -46,6 +133,17 @@ impl Params {
                         "180" => Rotate::Cw180,
                         "270" | "-90" => Rotate::Cw270,
                         _ => return Err(format!("mjpeg: rotate must be 90, 180, 270 or -90: {v}")),
+                    }
+                }
+                "color" => p.ascii.color = palette(&k, &v)?,
+                "back" => p.ascii.back = palette(&k, &v)?,
+                "text" => {
+                    p.ascii.text = match v.as_str() {
+                        "" => Charset::default(),
+                        "block" => Charset::new(" ░░▒▒▓▓█").unwrap_or_default(),
+                        t => Charset::new(t).ok_or_else(|| {
+                            format!("mjpeg: text takes at most {MAX_CHARSET} characters")
+                        })?,
                     }
                 }
                 "cache" if !v.is_empty() => {
@@ -137,5 +235,16 @@ mod tests {
         assert!(Params::parse("src=x&width=big").is_err());
         assert!(Params::parse("src=x&rotate=45").is_err());
         assert!(Params::parse("src=x&cache=soon").is_err());
+    }
+
+    #[test]
+    fn ascii_params() {
+        let p = Params::parse("src=x&color=256&back=rgb&text=block").unwrap();
+        assert_eq!(p.ascii.color, Palette::Xterm256);
+        assert_eq!(p.ascii.back, Palette::Rgb);
+        assert_eq!(p.ascii.text.chars().len(), 8);
+        assert_eq!(Params::parse("src=x").unwrap().ascii.text.chars()[1], '.');
+        assert!(Params::parse("src=x&color=red").is_err());
+        assert!(Params::parse(&format!("src=x&text={}", "a".repeat(33))).is_err());
     }
 }

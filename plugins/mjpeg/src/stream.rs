@@ -11,22 +11,32 @@ use camrouter_plugin_api::abi::HttpRequest;
 use camrouter_plugin_api::sdk::{Consumer, Responder, WsSender};
 use camrouter_plugin_api::{Media, Packet};
 
-use crate::params::{Params, Shape};
+use crate::params::{Output, Params, Shape};
 use crate::viewer::{Pending, Viewer};
 use crate::State;
 
 /// A JPEG source first (as go2rtc), else H.264 to decode.
 const STREAM_QUERY: &str = "video=jpeg,h264";
 
-pub fn handle_http(state: &Arc<State>, request: HttpRequest, responder: Responder) {
-    let params = match Params::parse(request.query.as_str()) {
+/// `stream.mjpeg` (`Output::Jpeg`), `stream.y4m` and `stream.ascii`.
+pub fn handle_http(state: &Arc<State>, request: HttpRequest, responder: Responder, output: Output) {
+    let mut params = match Params::parse(request.query.as_str()) {
         Ok(p) => p,
         Err(e) => return responder.text(400, &e),
     };
     if !state.host.stream_exists(&params.src) {
         return responder.text(404, "stream not found");
     }
-    let info = crate::client_info(&request, "mjpeg");
+    params.shape.output = match output {
+        Output::Ascii(_) => Output::Ascii(params.ascii),
+        o => o,
+    };
+    let format_name = match output {
+        Output::Jpeg => "mjpeg",
+        Output::Y4m => "yuv4mpegpipe",
+        Output::Ascii(_) => "ascii",
+    };
+    let info = crate::client_info(&request, format_name);
     start(
         state,
         params.src,
@@ -118,12 +128,15 @@ fn start(
         viewer: Mutex::new(None),
         moved: Mutex::new(None),
     });
-    let id = state.host.add_consumer(
-        &direct.src,
-        STREAM_QUERY,
-        info,
-        DirectConsumer(direct.clone()),
-    );
+    // y4m and ASCII come from decoded pictures only: a JPEG source (which
+    // needs a JPEG decoder) is not asked for.
+    let query = match shape.output {
+        Output::Jpeg => STREAM_QUERY,
+        _ => "video=h264",
+    };
+    let id = state
+        .host
+        .add_consumer(&direct.src, query, info, DirectConsumer(direct.clone()));
     direct.id.store(id, Ordering::Release);
     ws.then_some(direct)
 }
@@ -191,7 +204,7 @@ impl Consumer for DirectConsumer {
             .map(|c| c.name.to_string())
             .unwrap_or_default();
         if codec == "JPEG" {
-            *d.viewer.lock().unwrap_or_else(|e| e.into_inner()) = Some(pending.start());
+            *d.viewer.lock().unwrap_or_else(|e| e.into_inner()) = Some(pending.start(Output::Jpeg));
             // Registered as a client for its dropped-frame count.
             let me = d.clone();
             state.runtime.spawn(async move {

@@ -13,7 +13,7 @@ use camrouter_plugin_api::{Media, Packet};
 use tokio::sync::mpsc;
 
 use crate::decode::H264ToJpeg;
-use crate::params::Shape;
+use crate::params::{Output, Shape};
 use crate::viewer::{Pending, Viewer};
 use crate::State;
 
@@ -75,7 +75,7 @@ impl Transcoders {
                 t
             }
         };
-        let mut viewer = pending.start();
+        let mut viewer = pending.start(shape.output);
         if t.attached.load(Ordering::Acquire) {
             viewer.client = Some(
                 state
@@ -114,7 +114,12 @@ impl Transcoder {
             viewers: Mutex::default(),
             next_viewer: AtomicU64::new(1),
         });
-        let info = serde_json::json!({"format_name": "mjpeg", "protocol": "http"});
+        let format_name = match t.key.1.output {
+            Output::Jpeg => "mjpeg",
+            Output::Y4m => "yuv4mpegpipe",
+            Output::Ascii(_) => "ascii",
+        };
+        let info = serde_json::json!({"format_name": format_name, "protocol": "http"});
         let id = state.host.add_consumer(
             &t.key.0,
             "video=h264",

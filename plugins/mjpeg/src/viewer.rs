@@ -2,8 +2,13 @@
 //! connection. Sending never blocks: a full queue (slow reader) drops the
 //! picture and counts it, so memory stays at the host's fixed queue.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use camrouter_plugin_api::abi::SendStatus;
 use camrouter_plugin_api::sdk::{BodySink, Client, Responder, WsSender};
+
+use crate::decode::head_len;
+use crate::params::Output;
 
 /// go2rtc's multipart boundary; players and ffmpeg's mpjpeg demuxer read
 /// the boundary from the Content-Type anyway.
@@ -31,26 +36,38 @@ pub enum Pending {
 }
 
 impl Pending {
-    /// Negotiation succeeded: start the multipart body, or tell the
-    /// WebSocket client that binary JPEGs follow (go2rtc's `{"type":"mjpeg"}`).
-    pub fn start(self) -> Viewer {
+    /// Negotiation succeeded: start the multipart body (the raw one of
+    /// `stream.y4m`/`stream.ascii`), or tell the WebSocket client that binary
+    /// JPEGs follow (go2rtc's `{"type":"mjpeg"}`).
+    pub fn start(self, output: Output) -> Viewer {
         match self {
-            Pending::Http(r) => Viewer {
-                out: Out::Http(r.stream(
-                    200,
-                    &[
-                        ("Content-Type", CONTENT_TYPE),
-                        ("Cache-Control", "no-cache"),
-                        ("Pragma", "no-cache"),
-                    ],
-                )),
-                client: None,
-            },
+            Pending::Http(r) => {
+                let content_type = match output {
+                    Output::Jpeg => CONTENT_TYPE,
+                    Output::Y4m => "video/x-yuv4mpeg",
+                    Output::Ascii(_) => "text/plain; charset=utf-8",
+                };
+                Viewer {
+                    out: Out::Http(r.stream(
+                        200,
+                        &[
+                            ("Content-Type", content_type),
+                            ("Cache-Control", "no-cache"),
+                            ("Pragma", "no-cache"),
+                        ],
+                    )),
+                    client: None,
+                    output,
+                    started: AtomicBool::new(false),
+                }
+            }
             Pending::Ws(w) => {
                 w.send_json(&serde_json::json!({"type": "mjpeg"}));
                 Viewer {
                     out: Out::Ws(w),
                     client: None,
+                    output: Output::Jpeg,
+                    started: AtomicBool::new(false),
                 }
             }
         }
@@ -75,12 +92,31 @@ pub struct Viewer {
     out: Out,
     /// The host's record of this client, once registered.
     pub client: Option<Client>,
+    output: Output,
+    /// The first picture went out (with the stream's header).
+    started: AtomicBool,
 }
 
 impl Viewer {
     /// Sends one picture. Returns `false` once the client is gone.
     pub fn send(&self, jpeg: &[u8]) -> bool {
         let (status, len) = match &self.out {
+            Out::Http(sink) if self.output != Output::Jpeg => {
+                // Each picture repeats the stream's header; a client takes
+                // it once. A dropped first picture leaves it unsent.
+                let skip = if self.started.load(Ordering::Relaxed) {
+                    head_len(&self.output, jpeg)
+                } else {
+                    0
+                };
+                let chunk = jpeg.get(skip..).unwrap_or_default().to_vec();
+                let len = chunk.len();
+                let status = sink.try_send(chunk);
+                if status == SendStatus::Ok {
+                    self.started.store(true, Ordering::Relaxed);
+                }
+                (status, len)
+            }
             Out::Http(sink) => {
                 let chunk = part(jpeg);
                 let len = chunk.len();

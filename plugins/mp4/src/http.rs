@@ -7,8 +7,8 @@ use camrouter_plugin_api::sdk::{InitContext, Responder};
 use camrouter_plugin_api::url::query_pairs;
 use serde_json::json;
 
-use crate::consumer::{Display, Output, Session};
-use crate::query;
+use camrouter_plugin_api::muxed::query;
+use camrouter_plugin_api::muxed::{Display, Format, Output, Session};
 
 /// How long `frame.mp4` waits for a keyframe of an idle stream.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(20);
@@ -40,12 +40,7 @@ pub fn handle(ctx: &InitContext, req: HttpRequest, responder: Responder) {
             format!("attachment; filename=\"{name}\""),
         ));
     }
-    let user_agent = req
-        .headers
-        .iter()
-        .find(|h| h.0.as_str().eq_ignore_ascii_case("user-agent"))
-        .map(|h| h.1.to_string())
-        .unwrap_or_default();
+    let user_agent = req.header("user-agent").unwrap_or_default().to_string();
     let info = json!({
         "format_name": "mp4",
         "protocol": "http",
@@ -76,7 +71,7 @@ pub fn handle(ctx: &InitContext, req: HttpRequest, responder: Responder) {
             (h > 0 && v > 0).then_some((h, v))
         }),
     };
-    let session = Session::start(ctx, src, &query, info, output, display);
+    let session = Session::start(ctx, src, &query, info, Format::Fmp4, output, display);
     let limit = if frame {
         Some(FRAME_TIMEOUT)
     } else {

@@ -3,10 +3,8 @@
 //! `/api/ws` (`{"type":"mse"}`). The container is camrouter-media's
 //! [`fmp4`](camrouter_media::fmp4) writer. See README.md.
 
-mod consumer;
 mod http;
 mod mse;
-mod query;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +15,7 @@ use camrouter_plugin_api::sdk::{InitContext, Plugin, Responder, WsSender};
 pub struct Mp4 {
     ctx: InitContext,
     /// MSE sessions by `/api/ws` connection.
-    mse: Mutex<HashMap<u64, Arc<consumer::Session>>>,
+    mse: Mutex<HashMap<u64, Arc<camrouter_plugin_api::muxed::Session>>>,
 }
 
 impl Plugin for Mp4 {

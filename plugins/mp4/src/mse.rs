@@ -6,11 +6,10 @@
 use std::sync::Arc;
 
 use camrouter_plugin_api::sdk::{InitContext, WsSender};
-use camrouter_plugin_api::url::query_pairs;
 use serde_json::{json, Value};
 
-use crate::consumer::{Display, Output, Session};
-use crate::query;
+use camrouter_plugin_api::muxed::query;
+use camrouter_plugin_api::muxed::{Display, Format, Output, Session};
 
 fn error(sender: &WsSender, text: &str) {
     sender.send_json(&json!({"type": "error", "value": text}));
@@ -22,15 +21,7 @@ pub fn handle(ctx: &InitContext, message: &str, sender: WsSender) -> Option<Arc<
         return None;
     };
     let str_of = |k: &str| msg.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-    // The host passes the socket URL's query; a message may name `src` itself.
-    let src = match msg.get("src").and_then(|v| v.as_str()) {
-        Some(s) => s.to_string(),
-        None => query_pairs(str_of("query"))
-            .into_iter()
-            .find(|(k, _)| k == "src")
-            .map(|(_, v)| v)
-            .unwrap_or_default(),
-    };
+    let src = query::ws_src(&msg);
     if src.is_empty() || !ctx.host.stream_exists(&src) {
         error(&sender, "stream not found");
         return None;
@@ -55,6 +46,7 @@ pub fn handle(ctx: &InitContext, message: &str, sender: WsSender) -> Option<Arc<
         &src,
         &q,
         info,
+        Format::Fmp4,
         Output::Ws(sender),
         Display::default(),
     ))

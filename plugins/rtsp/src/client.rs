@@ -165,7 +165,10 @@ async fn connect(url: &RtspUrl, opts: &Options) -> Result<Box<dyn Io>, String> {
         .map_err(|e| format!("rtsp: dial {addr}: {e}"))?;
     let _ = tcp.set_nodelay(true);
     if url.is_tls() {
-        return crate::tls::connect(tcp, &host, url.scheme == "rtspx").await;
+        return camrouter_plugin_api::tls::connect(tcp, &host, url.scheme == "rtspx")
+            .await
+            .map(|t| Box::new(t) as Box<dyn Io>)
+            .map_err(|e| format!("rtsp: {e}"));
     }
     Ok(Box::new(tcp))
 }

@@ -10,7 +10,6 @@ mod out;
 pub mod proto;
 mod random;
 mod server;
-mod tls;
 mod ws;
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@
 //! without the check, the same `x` convention go2rtc uses (its WebSocket dial
 //! turns `wsx://` into its no-verify `httpx://`).
 
+use camrouter_plugin_api::secret::mask;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -53,7 +54,7 @@ pub struct Target {
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target, String> {
-        let bad = |why: &str| format!("rtsp: #transport={}: {why}", mask_userinfo(url));
+        let bad = |why: &str| format!("rtsp: #transport={}: {why}", mask(url));
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("not a ws://, wss:// or wsx:// URL"))?;
@@ -137,17 +138,6 @@ impl Target {
         } else {
             format!("{}:{}", self.host, self.port)
         }
-    }
-}
-
-fn mask_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(i) => format!("{scheme}://***@{}", &rest[i + 1..]),
-        None => url.to_string(),
     }
 }
 
@@ -264,10 +254,12 @@ async fn handshake(
         Security::Plain => Box::new(tcp),
         Security::Tls | Security::TlsNoVerify => {
             let insecure = target.security == Security::TlsNoVerify;
-            tokio::time::timeout(timeout, crate::tls::connect(tcp, &target.host, insecure))
+            let tls = camrouter_plugin_api::tls::connect(tcp, &target.host, insecure);
+            let tls = tokio::time::timeout(timeout, tls)
                 .await
                 .map_err(|_| format!("rtsp: ws tls {addr}: timeout"))?
-                .map_err(|e| format!("{e} ({})", target.uri()))?
+                .map_err(|e| format!("rtsp: {e} ({})", target.uri()))?;
+            Box::new(tls)
         }
     };
     let mut req = target

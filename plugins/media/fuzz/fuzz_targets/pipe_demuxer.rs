@@ -11,10 +11,19 @@ fuzz_target!(|data: &[u8]| {
     let chunk = usize::from(first % 64) + 1;
     let mut d = PipeDemuxer::new();
     let mut tracks = None;
+    let mut raw = None;
     let mut check = |ev| {
         if let Ok(PipeEvent::Tracks(t)) = &ev {
             assert!(tracks.is_none(), "Tracks emitted twice");
+            assert!(raw.is_none(), "Tracks and raw video");
             tracks = Some(t.len());
+        }
+        if let Ok(PipeEvent::RawVideo(f)) = &ev {
+            assert!(raw.is_none() && tracks.is_none(), "RawVideo twice or after Tracks");
+            raw = Some(f.picture_len());
+        }
+        if let Ok(PipeEvent::Picture(p)) = &ev {
+            assert_eq!(Some(p.len()), raw, "picture before RawVideo or of another size");
         }
         if let Ok(PipeEvent::Frame(f)) = &ev {
             let n = tracks.expect("frame before Tracks");

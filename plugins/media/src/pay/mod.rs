@@ -129,6 +129,8 @@ enum Kind {
     Whole,
     /// Split at sample boundaries of this many bytes.
     L16(usize),
+    /// AV1 RTP payload format (AOMedia, v1.0).
+    Av1,
 }
 
 /// Per-track packetizer; keeps the sequence number.
@@ -177,6 +179,7 @@ impl Packetizer {
                     "little-endian PCM (convert to L16 first)",
                 ))
             }
+            CodecName::Av1 => Kind::Av1,
         };
         Ok(Self {
             kind,
@@ -228,6 +231,7 @@ impl Packetizer {
     pub fn packetize(&mut self, frame: &[u8], timestamp: u32, out: &mut RtpPackets) -> Result<()> {
         match self.kind {
             Kind::H264 | Kind::H265 => self.packetize_h26x(frame, timestamp, out),
+            Kind::Av1 => self.packetize_av1(frame, timestamp, out),
             Kind::Jpeg => self.packetize_jpeg(frame, timestamp, out),
             Kind::Aac => self.packetize_aac(frame, timestamp, out),
             Kind::Whole => {
@@ -248,6 +252,70 @@ impl Packetizer {
                 Ok(())
             }
         }
+    }
+
+    /// AV1 RTP payload format (AOMedia v1.0, 4.4): an aggregation header
+    /// (Z: the first element continues an OBU, Y: the last one goes on in
+    /// the next packet, W = 0: every element has a `leb128` length, N: the
+    /// first packet of a coded video sequence), then OBU elements without
+    /// their size field; temporal delimiters, padding and tile lists are
+    /// not sent (5.5). The marker ends the temporal unit.
+    fn packetize_av1(&mut self, frame: &[u8], timestamp: u32, out: &mut RtpPackets) -> Result<()> {
+        let mut elements = Vec::new();
+        let mut new_sequence = false;
+        for obu in crate::av1::obus(frame) {
+            let obu = obu?;
+            use crate::av1::obu_type as t;
+            match obu.kind {
+                t::TEMPORAL_DELIMITER | t::PADDING | t::TILE_LIST => continue,
+                t::SEQUENCE_HEADER => new_sequence = crate::av1::is_keyframe(frame, false),
+                _ => {}
+            }
+            let mut e = Vec::with_capacity(obu.header.len() + obu.payload.len());
+            e.push(obu.header[0] & !0x02);
+            e.extend_from_slice(&obu.header[1..]);
+            e.extend_from_slice(obu.payload);
+            elements.push(e);
+        }
+        if elements.is_empty() {
+            return Err(Error::invalid("AV1 frame", "no OBU to send"));
+        }
+        let cap = self.max_payload;
+        let mut packets: Vec<Vec<u8>> = Vec::new();
+        let mut pkt = vec![0u8];
+        for e in &elements {
+            let mut rest = &e[..];
+            loop {
+                // Room for a length (at most 3 bytes below 2^21) and a byte.
+                if cap.saturating_sub(pkt.len()) < 4 {
+                    packets.push(std::mem::replace(&mut pkt, vec![0u8]));
+                }
+                let room = cap - pkt.len();
+                let mut len_field = Vec::with_capacity(3);
+                crate::av1::write_leb128(&mut len_field, rest.len().min(room) as u64);
+                let take = rest.len().min(room - len_field.len());
+                len_field.clear();
+                crate::av1::write_leb128(&mut len_field, take as u64);
+                pkt.extend_from_slice(&len_field);
+                pkt.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if rest.is_empty() {
+                    break;
+                }
+                // Y on this packet, Z on the next.
+                pkt[0] |= 0x40;
+                packets.push(std::mem::replace(&mut pkt, vec![0x80]));
+            }
+        }
+        packets.push(pkt);
+        if new_sequence {
+            packets[0][0] |= 0x08;
+        }
+        let n = packets.len();
+        for (i, p) in packets.iter().enumerate() {
+            self.emit(out, i + 1 == n, timestamp, &[p]);
+        }
+        Ok(())
     }
 
     /// RFC 3640 3.3.6 AAC-hbr: one AU per packet with a 16-bit AU header

@@ -128,6 +128,10 @@ pub struct SdpMedia {
     pub control: Option<String>,
     /// Formats in m= line order.
     pub formats: Vec<SdpFormat>,
+    /// `a=bundle-only` (RFC 8843 §6): with port 0 this section is offered
+    /// inside the BUNDLE group, not refused (Firefox's audio with
+    /// `max-bundle`).
+    pub bundle_only: bool,
 }
 
 /// A parsed session description.
@@ -199,6 +203,9 @@ impl Session {
                         Some(media) => {
                             if let (Some(d), Some(slot)) = (dir, media_dirs.last_mut()) {
                                 *slot = Some(d);
+                            }
+                            if name == "bundle-only" {
+                                media.bundle_only = true;
                             }
                             if let (Some(arg), Some(sizes)) = (arg, media_sizes.last_mut()) {
                                 media_attribute(media, name, arg, sizes);
@@ -307,6 +314,7 @@ fn parse_m_line(value: &str) -> Result<SdpMedia> {
         direction: Direction::SendRecv,
         control: None,
         formats,
+        bundle_only: false,
     })
 }
 

@@ -106,6 +106,7 @@ fn rtpmap_fmtp(c: &CodecInfo) -> Result<(String, String)> {
         CodecName::PcmS16le => {
             return Err(Error::unsupported("SDP writer", "little-endian PCM"));
         }
+        CodecName::Av1 => return Err(Error::unsupported("SDP writer", "AV1")),
     })
 }
 

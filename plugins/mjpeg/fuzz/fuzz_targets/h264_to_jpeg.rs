@@ -5,7 +5,7 @@
 //! and one decoder sees every unit in turn, as a stream's transcoder does.
 #![no_main]
 use camrouter_mjpeg::decode::H264ToJpeg;
-use camrouter_mjpeg::params::{Rotate, Shape};
+use camrouter_mjpeg::params::{Ascii, Output, Palette, Rotate, Shape};
 use libfuzzer_sys::fuzz_target;
 
 fn avcc(nals: &[&[u8]]) -> Vec<u8> {
@@ -50,6 +50,17 @@ fuzz_target!(|data: &[u8]| {
             1 => Rotate::Cw90,
             2 => Rotate::Cw180,
             _ => Rotate::Cw270,
+        },
+        // JPEG, and the other pictures the decoder renders (stream.y4m,
+        // stream.ascii in colour).
+        output: match rest.len() % 3 {
+            0 => Output::Jpeg,
+            1 => Output::Y4m,
+            _ => Output::Ascii(Ascii {
+                color: Palette::Xterm256,
+                back: Palette::Ansi8,
+                ..Ascii::default()
+            }),
         },
     };
     let nals = split_start_codes(rest);

@@ -12,7 +12,8 @@
 //! All parsers treat their input as untrusted: they return typed errors, never panic, and
 //! buffer a bounded amount of data (see [`codec::Limits`]).
 
-pub mod auth;
+// Shared with the HTTP source (same RFCs), so it lives in the plugin API.
+pub use camrouter_plugin_api::auth;
 pub mod client;
 pub mod codec;
 pub mod message;

@@ -1,14 +1,13 @@
-//! A plugin whose root module has another layout than the host's (as a plugin
-//! built against an older plugin-api would): fewer fields, another `init`.
+//! A plugin built against an older plugin-api (0.1.0): its root module has
+//! another layout than the host's (fewer fields, another `init`), and it says
+//! so in its version strings, which the host checks first.
 #![allow(non_camel_case_types, non_local_definitions)]
 
 use abi_stable::library::RootModule;
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RStr, RString};
-use abi_stable::{
-    declare_root_module_statics, export_root_module, package_version_strings, StableAbi,
-};
+use abi_stable::{declare_root_module_statics, export_root_module, StableAbi};
 
 #[repr(C)]
 #[derive(StableAbi)]
@@ -24,7 +23,7 @@ impl RootModule for PluginRoot_Ref {
     declare_root_module_statics! {PluginRoot_Ref}
     const BASE_NAME: &'static str = "camrouter_plugin";
     const NAME: &'static str = "camrouter_plugin";
-    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new("0.1.0");
 }
 
 extern "C" fn name() -> RStr<'static> {

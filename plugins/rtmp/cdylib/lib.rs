@@ -1,0 +1,1 @@
+camrouter_plugin_api::export_plugin!(camrouter_rtmp::module);
