@@ -26,8 +26,10 @@ def test_play_audio_into_backchannel(server_factory, tmp_path):
     status, body, _ = s.request("POST", "/api/streams?dst=speaker&src=tone")
     assert status == 200, body
     # 8000 mu-law samples a second: after 2 s well over 8 KB have arrived.
+    # On failure: where the audio stopped (the tone's producer, the play
+    # consumer or the speaker's backchannel), from the counters.
     assert wait_until(lambda: out.exists() and out.stat().st_size > 8000, timeout=15), (
-        out.exists() and out.stat().st_size, s.output())
+        out.exists() and out.stat().st_size, s.get_json("/api/streams"), s.output())
     data = out.read_bytes()
     # mu-law silence is 0xFF/0x7F; a 440 Hz tone has many distinct values.
     assert len(set(data[:4000])) > 20
