@@ -20,7 +20,8 @@
 //! 150, within one GOP; 2500 is over the clip's 2 s GOP, so each request
 //! finds a new keyframe, as Home Assistant's every ~10 s).
 //! `--webrtc`: WebRTC viewers over WHEP (build `camrouter-plugin-webrtc`
-//! too), each a real ICE/DTLS/SRTP session in this process (`webrtc.rs`).
+//! too), each a real ICE/DTLS/SRTP session in this process (`webrtc.rs`);
+//! `--video-only` leaves audio out of their offers.
 //! `--webrtc --first N`: N new viewers, one after the other, with the
 //! stream running (first alone, then beside a viewer already playing):
 //! the time from the offer's POST to the answer, ICE, DTLS and the first
@@ -112,6 +113,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--audio-rate" => a.audio_rate = v()?.parse()?,
             "--mse" => a.viewer = Viewer::Mse,
             "--webrtc" => a.viewer = Viewer::WebRtc,
+            "--video-only" => webrtc::VIDEO_ONLY.store(true, std::sync::atomic::Ordering::Relaxed),
             "--rtmp" => a.viewer = Viewer::Rtmp,
             "--http" => a.viewer = Viewer::Http(v()?),
             "--first" => a.first = Some(v()?.parse()?),
@@ -125,7 +127,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     .ok_or_else(|| anyhow!("--size WxH, not {s}"))?;
                 a.size = (w.parse()?, h.parse()?);
             }
-            _ => bail!("usage: camrouter-bench [--readers N] [--seconds S] [--audio-rate HZ] [--size WxH] [--mse | --http PATH | --webrtc | --rtmp] [--first N [--browser] | --jpeg N [--interval-ms MS]] [--server PATH] [--server-cmd 'go2rtc -c {{config}}']"),
+            _ => bail!("usage: camrouter-bench [--readers N] [--seconds S] [--audio-rate HZ] [--size WxH] [--mse | --http PATH | --webrtc [--video-only] | --rtmp] [--first N [--browser] | --jpeg N [--interval-ms MS]] [--server PATH] [--server-cmd 'go2rtc -c {{config}}']"),
         }
     }
     Ok(a)

@@ -4,7 +4,7 @@
 //! With `--first`, [`first_frame`] times a new viewer's start.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,11 @@ use rtc::shared::marshal::Marshal;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
+
+/// `--video-only`: viewers offer no audio m-line, so the server sends what
+/// go2rtc sends a viewer of an AAC camera (video only) and the two load
+/// figures compare like with like.
+pub static VIDEO_ONLY: AtomicBool = AtomicBool::new(false);
 
 /// One HTTP/1.1 exchange on a fresh connection: the status line and
 /// headers, and the body.
@@ -88,7 +93,12 @@ impl Session {
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_media_engine(media)
             .build(Instant::now())?;
-        for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let kinds: &[RtpCodecKind] = if VIDEO_ONLY.load(Ordering::Relaxed) {
+            &[RtpCodecKind::Video]
+        } else {
+            &[RtpCodecKind::Video, RtpCodecKind::Audio]
+        };
+        for &kind in kinds {
             pc.add_transceiver_from_kind(
                 kind,
                 Some(RTCRtpTransceiverInit {

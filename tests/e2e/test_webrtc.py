@@ -289,6 +289,15 @@ def test_chromium_plays_webrtc(server_factory, camera_factory, tmp_path):
     assert seen["errors"] == [], seen
     assert (seen["width"], seen["height"]) == (640, 360), seen
     assert seen["currentTime"] > 1.0, seen
+    st = seen["stats"]
+    # Sender reports for both tracks, with the sender's packet counts and a
+    # wall-clock time (the NTP half of the SR) in this decade.
+    for kind in ("video", "audio"):
+        sr = st.get(f"remote-outbound-rtp/{kind}")
+        assert sr and sr["reportsSent"] >= 1 and sr["packetsSent"] > 0, (kind, st)
+        assert abs(sr["remoteTimestamp"] / 1000 - time.time()) < 3600, (kind, sr)
+    assert st["inbound-rtp/video"]["framesDecoded"] > 20, st
+    assert st["inbound-rtp/audio"]["packetsReceived"] > 50, st
 
 
 def test_whip_publisher_is_read_back_over_rtsp(server_factory, tmp_path):
