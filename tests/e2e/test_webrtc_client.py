@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,39 @@ def test_ice_servers_param_carries_a_source_through_coturn(server_factory, sende
     # allocation is released (coturn confirms).
     assert wait_until(lambda: "TURN allocation released" in s.output(), 40), s.output()[-3000:]
     assert "did not confirm the release" not in s.output()
+
+
+TONE_OPUS = (
+    "exec:ffmpeg -hide_banner -loglevel error -re -f lavfi "
+    "-i sine=frequency=440:sample_rate=48000 -c:a libopus -f rtsp {output}"
+)
+
+
+def test_talk_back_reaches_a_webrtc_camera(server_factory, sender):
+    """A `webrtc:` camera that answers our audio `sendrecv` takes talk-back:
+    the source lists it as a backchannel (`audio, sendonly`) and audio
+    played into the stream (go2rtc's `POST /api/streams?dst=&src=`) reaches
+    aiortc on the camera's side, decoded, as a tone rather than silence;
+    stopping it stops the audio."""
+    s = server_factory(
+        f"streams:\n  cam: webrtc:{sender.url}/whep\n  tone: {TONE_OPUS}\n"
+        "api:\n  listen: 127.0.0.1:{port}\n"
+    ).start()
+    probe = s.get_json("/api/streams?src=cam&video&audio&microphone")
+    medias = probe["producers"][0]["medias"]
+    assert any(m.startswith("audio, sendonly, OPUS/48000") for m in medias), medias
+    assert any(m.startswith("video, recvonly, H264") for m in medias), medias
+
+    status, body, _ = s.request("POST", "/api/streams?dst=cam&src=tone")
+    assert status == 200, body
+    # 50 Opus frames a second.
+    assert wait_until(lambda: sender.stats()["talk_frames"] > 100, timeout=20), (
+        sender.stats(), s.output()[-3000:])
+    assert sender.stats()["talk_peak"] > 3000, sender.stats()
+
+    status, _, _ = s.request("POST", "/api/streams?dst=cam&src=")
+    assert status == 200
+    time.sleep(1)
+    before = sender.stats()["talk_frames"]
+    time.sleep(1)
+    assert sender.stats()["talk_frames"] == before, "talk-back goes on after stop"

@@ -40,7 +40,8 @@ stats = {"whep_posts": 0, "whep_deletes": 0, "json_posts": 0, "json_refused_sdp"
          "ws_offers": 0, "kinesis_offers": 0, "kinesis_client_ids": [], "wyze_gets": 0,
          "openipc_answers": 0, "connected": 0, "keyframe_requests": 0,
          "kinesis_extra": [], "kinesis_offer_audio": [], "creality_posts": 0,
-         "milestone_tokens": 0, "milestone_sessions": [], "milestone_answers": 0}
+         "milestone_tokens": 0, "milestone_sessions": [], "milestone_answers": 0,
+         "talk_frames": 0, "talk_peak": 0}
 # Keyframe requests (PLI/FIR) that reached a sender, counted.
 _send_keyframe = RTCRtpSender._send_keyframe
 
@@ -68,9 +69,31 @@ def new_pc():
     return pc, player
 
 
+async def listen(track):
+    """Talk-back: decoded audio from the client, counted, with its loudest
+    sample (16-bit), so that silence is told from a tone."""
+    import array
+    while True:
+        try:
+            frame = await track.recv()
+        except Exception:
+            return
+        stats["talk_frames"] += 1
+        samples = array.array("h", bytes(frame.planes[0])[: frame.samples * 2 * len(frame.layout.channels)])
+        if samples:
+            stats["talk_peak"] = max(stats["talk_peak"], max(abs(x) for x in samples))
+
+
 async def answer(offer_sdp):
-    """The answer of a sender to `offer_sdp` (complete, with candidates)."""
+    """The answer of a sender to `offer_sdp` (complete, with candidates);
+    an audio section the client sends on (`sendrecv`) is answered
+    `sendrecv`: this camera takes talk-back audio, counted in stats."""
     pc, player = new_pc()
+
+    @pc.on("track")
+    def on_track(track):
+        if track.kind == "audio":
+            asyncio.ensure_future(listen(track))
     await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
     for t in pc.getTransceivers():
         track = player.video if t.kind == "video" else player.audio

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use camrouter_plugin_api::sdk::{Source, SourceEvents};
+use camrouter_plugin_api::Packet;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -196,6 +197,20 @@ pub struct ClientSource {
 impl Source for ClientSource {
     fn stop(&self) {
         self.stop.notify_one();
+    }
+
+    /// Talk-back (the only track we send): to the camera, dropped when the
+    /// loop is busy rather than delaying the graph.
+    fn send(&self, _track: u32, packet: &Packet) {
+        let peer = self.peer.load(Ordering::Relaxed);
+        if peer == 0 {
+            return;
+        }
+        let _ = self.to_server.try_send(Command::Talk {
+            peer,
+            payload: packet.payload.clone(),
+            timestamp: packet.pts as u32,
+        });
     }
 
     /// A viewer lost video: PLI to the remote, at most every

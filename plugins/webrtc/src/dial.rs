@@ -14,21 +14,27 @@ use std::time::Instant;
 use camrouter_media::Depacketizer;
 use camrouter_plugin_api::media::to_media;
 use camrouter_plugin_api::sdk::SourceEvents;
+use camrouter_plugin_api::Direction;
 use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::oneshot;
 
 use super::{Ingest, Loop, Peer};
 use crate::config::Cand;
 use crate::offer::{Offer, Offered};
-use crate::peer::{add_local_candidates, connection, negotiate_ingest, register_receiving};
+use crate::peer::{
+    add_local_candidates, connection, negotiate_ingest, random_u32, register_receiving, PeerTrack,
+};
 use crate::turn::TurnServer;
 
 /// A client source asks the loop for an offer (we receive video and audio).
@@ -96,13 +102,16 @@ const CODECS: &[(u8, &str, u32, u16, &str)] = &[
     (8, "audio/PCMA", 8000, 0, ""),
 ];
 
-/// Our offer to receive: the connection, its ufrag and the SDP with our
-/// host candidates and end-of-candidates (no trickle needed).
+/// Our offer to receive: the connection, its ufrag, the SDP with our host
+/// candidates and end-of-candidates (no trickle needed), and, with audio,
+/// the sender of our side of a `sendrecv` audio section: a camera that
+/// answers it `sendrecv` or `recvonly` takes talk-back audio on it, as
+/// browsers offer two-way audio.
 pub fn offer_to_receive(
     certificate: &RTCCertificate,
     candidates: &[Cand],
     video_only: bool,
-) -> Result<(RTCPeerConnection, String, String), String> {
+) -> Result<(RTCPeerConnection, String, String, Option<PeerTrack>), String> {
     let now = Instant::now();
     let mut media = MediaEngine::default();
     for (pt, mime, clock_rate, channels, fmtp) in CODECS {
@@ -116,7 +125,12 @@ pub fn offer_to_receive(
     } else {
         &[RtpCodecKind::Video, RtpCodecKind::Audio]
     };
+    let mut talk = None;
     for kind in kinds.iter().copied() {
+        if kind == RtpCodecKind::Audio {
+            talk = Some(add_talk_track(&mut pc)?);
+            continue;
+        }
         let init = RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Recvonly,
             streams: Vec::new(),
@@ -135,12 +149,45 @@ pub fn offer_to_receive(
         .local_description()
         .map(|d| d.sdp)
         .ok_or("webrtc: no offer")?;
-    Ok((pc, ufrag, sdp))
+    Ok((pc, ufrag, sdp, talk))
+}
+
+/// Our audio track toward the camera (its section becomes `sendrecv`).
+/// The payload type is learnt from the answer.
+fn add_talk_track(pc: &mut RTCPeerConnection) -> Result<PeerTrack, String> {
+    let ssrc = random_u32();
+    let track = MediaStreamTrack::new(
+        "camrouter".into(),
+        "camrouter-talk".into(),
+        "camrouter-talk".into(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            // No codec: one here would become the section's only format
+            // (webrtc-rs turns it into the codec preferences), and the
+            // camera could then not send G.711.
+            codec: RTCRtpCodec::default(),
+            ..Default::default()
+        }],
+    );
+    let sender = pc
+        .add_track(track)
+        .map_err(|e| format!("webrtc: talk-back track: {e}"))?;
+    Ok(PeerTrack {
+        sender,
+        ssrc,
+        payload_type: 0,
+        sequence: random_u32() as u16,
+        timestamp_offset: random_u32(),
+    })
 }
 
 /// The stream's tracks from what the remote sends (the first format we
 /// depacketize of each m= section it sends on), and the ingest for them.
-fn ingest_for(formats: &[Offered], events: SourceEvents) -> Ingest {
+fn ingest_for(formats: &[Offered], talk: Option<&Offered>, events: SourceEvents) -> Ingest {
     let mut medias = Vec::new();
     let mut by_pt = HashMap::new();
     for f in formats {
@@ -149,6 +196,12 @@ fn ingest_for(formats: &[Offered], events: SourceEvents) -> Ingest {
         };
         by_pt.insert(f.payload_type, (medias.len() as u32, depay));
         medias.push(to_media(info));
+    }
+    // Talk-back: what the camera takes, as the stream's backchannel.
+    if let Some(info) = talk.and_then(|f| f.format.info.as_ref()) {
+        let mut m = to_media(info);
+        m.direction = Direction::SendOnly;
+        medias.push(m);
     }
     events.medias(medias);
     Ingest {
@@ -204,7 +257,7 @@ impl Loop {
             offer_to_receive(&self.setup.certificate, &cands, video_only)
         }))
         .unwrap_or_else(|_| Err("webrtc: the WebRTC stack panicked on our offer".into()));
-        let (pc, ufrag, sdp) = match made {
+        let (pc, ufrag, sdp, talk) = match made {
             Ok(x) => x,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -218,6 +271,8 @@ impl Loop {
         }
         let mut peer = new_peer(pc, ufrag, ended);
         peer.pending_source = Some(events);
+        // Kept aside until the answer says whether the camera takes audio.
+        peer.tracks = vec![talk];
         self.peers.insert(id, peer);
         let _ = reply.send(Ok((id, sdp)));
         true
@@ -259,7 +314,15 @@ impl Loop {
             .pending_source
             .take()
             .ok_or("webrtc: answer for a peer that is not a client")?;
-        peer.ingest = Some(ingest_for(&formats, events));
+        // Talk-back when the camera receives audio in a format we offered
+        // (the first it lists): the track learns its payload type.
+        let talk = parsed.talk_format();
+        match (peer.tracks.first_mut(), &talk) {
+            (Some(Some(t)), Some(f)) => t.payload_type = f.payload_type,
+            (Some(slot), _) => *slot = None,
+            _ => {}
+        }
+        peer.ingest = Some(ingest_for(&formats, talk.as_ref(), events));
         Ok(())
     }
 
@@ -305,14 +368,64 @@ impl Loop {
             self.relays.attach(r.addr, id, &n.ufrag);
         }
         let mut peer = new_peer(n.pc, n.ufrag, ended);
-        peer.ingest = Some(ingest_for(&formats, events));
+        peer.ingest = Some(ingest_for(&formats, None, events));
         self.peers.insert(id, peer);
         let _ = reply.send(Ok((id, n.sdp, n.candidates)));
         true
     }
 }
 
+/// G.711 is cut into packets of at most this many samples (20 ms);
+/// whatever a backchannel producer is handed (ffmpeg's WAV comes in 128 ms
+/// blocks) then fits a datagram and plays at the camera's usual pace.
+const G711_SAMPLES: usize = 160;
+
 impl Loop {
+    /// Talk-back audio for a client source's remote (a camera that takes
+    /// audio): `payload` in the negotiated codec at RTP time `timestamp`.
+    pub(super) fn talk(&mut self, id: u64, payload: &[u8], timestamp: u32) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if !peer.connected {
+            return;
+        }
+        let Some(Some(t)) = peer.tracks.first_mut() else {
+            return;
+        };
+        // Static payload types 0 and 8 are what we offer G.711 as.
+        let g711 = matches!(t.payload_type, 0 | 8);
+        let chunk = if g711 {
+            G711_SAMPLES
+        } else {
+            payload.len().max(1)
+        };
+        let now = Instant::now();
+        for (i, part) in payload.chunks(chunk).enumerate() {
+            let packet = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    marker: false,
+                    payload_type: t.payload_type,
+                    sequence_number: t.sequence,
+                    timestamp: timestamp
+                        .wrapping_add((i * chunk) as u32)
+                        .wrapping_add(t.timestamp_offset),
+                    ssrc: t.ssrc,
+                    ..Default::default()
+                },
+                payload: bytes::Bytes::copy_from_slice(part),
+            };
+            t.sequence = t.sequence.wrapping_add(1);
+            if let Some(mut s) = peer.pc.rtp_sender(t.sender) {
+                if let Err(e) = s.write_rtp(now, packet) {
+                    tracing::trace!(peer = id, "webrtc: talk-back: {e}");
+                }
+            }
+        }
+        self.flush(id);
+    }
+
     /// A keyframe request for a client source's remote: PLI on its video.
     pub(super) fn send_pli(&mut self, id: u64) {
         tracing::trace!(peer = id, "webrtc: PLI to the remote");

@@ -150,6 +150,20 @@ impl Offer {
         Ok(list)
     }
 
+    /// In a camera's answer to our offer: the format it takes talk-back
+    /// audio in (the first usable one of an audio section it receives on).
+    pub fn talk_format(&self) -> Option<Offered> {
+        self.medias
+            .iter()
+            .filter(|m| !m.video && m.receives)
+            .find_map(|m| {
+                m.formats
+                    .iter()
+                    .find(|f| usable(f, false) && f.format.info.is_some())
+                    .cloned()
+            })
+    }
+
     /// The offered format to answer for a track of `codec` (go2rtc name)
     /// with the camera's fmtp, and which m= section (by kind order) it is in.
     pub fn choose(&self, video: bool, codec: &str, camera_fmtp: &str) -> Option<Offered> {

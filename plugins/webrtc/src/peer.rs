@@ -563,4 +563,37 @@ a=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n";
         assert!(n.sdp.contains("a=sendrecv"), "{}", n.sdp);
         assert!(n.tracks[1].is_some(), "the stream's PCMA is still sent");
     }
+
+    #[test]
+    fn a_two_way_offer_without_backchannel_still_gets_the_streams_audio() {
+        // Our own `webrtc:` client (and a browser with its microphone on)
+        // offers audio sendrecv, Opus first; the stream's audio is PCMA and
+        // it has no backchannel: the viewer must still receive PCMA.
+        let offer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\n\
+a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\na=msid:s t\r\na=ssrc:1 cname:x\r\n\
+a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n";
+        let offer = Offer::parse(offer).unwrap();
+        let setup = FuzzSetup::new();
+        let n = negotiate(
+            1,
+            &offer,
+            &setup.tracks,
+            &[],
+            &setup.certificate,
+            &setup.candidates,
+        )
+        .unwrap();
+        let audio = &n.sdp[n.sdp.find("m=audio").unwrap()..];
+        assert!(audio.lines().next().unwrap().ends_with(" 8"), "{audio}");
+        assert!(
+            audio.contains("a=sendrecv") || audio.contains("a=sendonly"),
+            "{audio}"
+        );
+        assert!(n.tracks[1].is_some());
+    }
 }

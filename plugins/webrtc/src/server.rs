@@ -88,6 +88,12 @@ pub enum Command {
     Accept(Box<dial::Accept>),
     /// Ask a client source's remote for a keyframe.
     Pli(u64),
+    /// Talk-back audio for a client source's remote (dial.rs).
+    Talk {
+        peer: u64,
+        payload: RArc<RVec<u8>>,
+        timestamp: u32,
+    },
 }
 
 /// A negotiated viewer waiting for its peer connection.
@@ -588,6 +594,11 @@ impl Loop {
                 self.offered(id, Answering::Accept(a));
             }
             Command::Pli(id) => self.send_pli(id),
+            Command::Talk {
+                peer,
+                payload,
+                timestamp,
+            } => self.talk(peer, &payload, timestamp),
         }
     }
 
