@@ -30,8 +30,10 @@ pkg-config --exists opus 2>/dev/null || missing+=(pkg-config libopus-dev)
 command -v turnserver >/dev/null || missing+=(coturn)
 # The RTSP "camera" of the tests: GStreamer's RTSP server through python3-gi.
 if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' 2>/dev/null \
-  || ! /usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0"); from gi.repository import Gst; Gst.init(None); import sys; sys.exit(0 if all(Gst.ElementFactory.find(e) for e in ("x264enc", "x265enc", "avenc_aac", "rtph264pay")) else 1)' 2>/dev/null; then
-  missing+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+  || ! /usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0"); gi.require_version("GstWebRTC", "1.0"); from gi.repository import Gst, GstWebRTC; Gst.init(None); import sys; sys.exit(0 if all(Gst.ElementFactory.find(e) for e in ("x264enc", "x265enc", "avenc_aac", "rtph264pay", "webrtcbin", "nicesrc")) else 1)' 2>/dev/null; then
+  # webrtcbin with libnice (gstreamer1.0-nice) is a second WebRTC stack for
+  # the viewer tests (tests/e2e/gst_webrtc_viewer.py: H.265).
+  missing+=(python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -387,6 +387,44 @@ def test_chromium_recovers_lost_video_by_nack(server_factory, camera_factory, tm
         relay.close()
 
 
+def gst_view(s, codec, frames=30, timeout=30):
+    """GStreamer's webrtcbin (tests/e2e/gst_webrtc_viewer.py) views `cam`
+    by WHEP offering only `codec`; what it decoded."""
+    r = subprocess.run(
+        ["/usr/bin/python3", str(ROOT / "tests/e2e/gst_webrtc_viewer.py"),
+         f"{s.url}/api/webrtc?src=cam", codec, str(frames), str(timeout)],
+        capture_output=True, text=True, timeout=timeout + 30,
+    )
+    assert r.returncode == 0, r.stderr[-3000:] + s.output()[-3000:]
+    seen = json.loads(r.stdout.strip().splitlines()[-1])
+    seen["log"] = r.stderr[-3000:]
+    return seen
+
+
+@pytest.mark.parametrize("codec", ["H265", "H264"])
+def test_gstreamer_webrtcbin_plays_the_camera(server_factory, camera_factory, codec):
+    """A second WebRTC stack (GStreamer's webrtcbin: libnice, its own DTLS
+    and SRTP) offering only H.265 (as Safari can) gets an H.265 camera's
+    video as is, decoded at the camera's size; likewise H.264."""
+    cam = camera_factory(video=codec.lower(), audio="none", size="480x272")
+    s = start(server_factory, cam)
+    seen = gst_view(s, codec)
+    print("\ngstreamer:", seen)
+    assert seen["error"] is None, (seen, s.output()[-3000:])
+    assert seen["frames"] >= 30, seen
+    assert (seen["width"], seen["height"]) == (480, 272), seen
+    assert f"encoding-name=(string){codec}" in seen["caps"], seen
+
+
+def test_h265_offered_to_an_h264_only_viewer_is_refused(server_factory, camera_factory):
+    """An H.265 camera and a viewer that offers only H.264: a clear error,
+    no silent black video."""
+    cam = camera_factory(video="h265", audio="none", size="320x240")
+    s = start(server_factory, cam)
+    seen = gst_view(s, "H264", timeout=10)
+    assert seen["frames"] == 0 and seen["error"] and "signaling" in seen["error"], seen
+
+
 def test_whip_publisher_is_read_back_over_rtsp(server_factory, tmp_path):
     """aiortc publishes a test video by WHIP (`POST /api/webrtc?dst=`, SDP):
     201 + Location, the stream gets a producer, and ffprobe reads it back

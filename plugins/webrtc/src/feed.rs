@@ -425,7 +425,7 @@ impl Consumer for FeedConsumer {
         drop(inner);
         if tracks.is_empty() {
             feed.state.send_replace(FeedState::Failed(
-                "webrtc: the stream has no track WebRTC can carry (H264, AV1, OPUS, PCMA, PCMU)"
+                "webrtc: the stream has no track WebRTC can carry (H264, H265, AV1, OPUS, PCMA, PCMU)"
                     .into(),
             ));
             return;

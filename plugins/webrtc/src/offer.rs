@@ -9,14 +9,16 @@ use camrouter_media::CodecName;
 use thiserror::Error;
 
 /// Codecs we send to a viewer.
-pub const VIDEO: &[&str] = &["H264", "AV1"];
+pub const VIDEO: &[&str] = &["H264", "H265", "AV1"];
 pub const AUDIO: &[&str] = &["OPUS", "PCMA", "PCMU"];
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum OfferError {
     #[error("webrtc: malformed offer SDP: {0}")]
     Malformed(String),
-    #[error("webrtc: the offer has no media this server can send (H264, AV1, OPUS, PCMA, PCMU)")]
+    #[error(
+        "webrtc: the offer has no media this server can send (H264, H265, AV1, OPUS, PCMA, PCMU)"
+    )]
     NothingToSend,
     #[error("webrtc: the offer has no media this server can receive (H264, OPUS, PCMA, PCMU)")]
     NothingToReceive,
@@ -202,14 +204,16 @@ fn offered(f: &SdpFormat) -> Offered {
 }
 
 /// Formats we can send as offered: H.264 in packetization-mode 1 (FU-A;
-/// mode 0 cannot carry a frame larger than one packet), AV1 (its RTP
-/// format has one mode; the answer keeps the offer's profile and level
-/// parameters, which only say what the viewer decodes), audio at the rates
-/// WebRTC uses.
+/// mode 0 cannot carry a frame larger than one packet), H.265 (RFC 7798
+/// has one packetization: single NAL units and FUs, what we send; Safari
+/// and GStreamer offer it) and AV1 (the answer keeps the offer's profile
+/// and level parameters, which only say what the viewer decodes), audio at
+/// the rates WebRTC uses.
 fn usable(f: &Offered, video: bool) -> bool {
     if video {
         (f.codec == "H264"
             && camrouter_media::sdp::fmtp_param(&f.fmtp, "packetization-mode") == Some("1"))
+            || f.codec == "H265"
             || f.codec == "AV1"
     } else {
         match f.codec.as_str() {
@@ -235,6 +239,7 @@ fn profile_of(fmtp: &str) -> Option<(u8, u8)> {
 pub fn codec_name(name: CodecName) -> Option<&'static str> {
     Some(match name {
         CodecName::H264 => "H264",
+        CodecName::H265 => "H265",
         CodecName::Av1 => "AV1",
         CodecName::Opus => "OPUS",
         CodecName::Pcma => "PCMA",

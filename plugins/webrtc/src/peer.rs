@@ -84,6 +84,7 @@ fn random_token(len: usize) -> String {
 fn mime_of(codec: &str) -> &'static str {
     match codec {
         "H264" => "video/H264",
+        "H265" => "video/H265",
         "AV1" => "video/AV1",
         "OPUS" => "audio/opus",
         "PCMA" => "audio/PCMA",
