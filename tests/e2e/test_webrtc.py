@@ -269,22 +269,28 @@ def test_garbage_datagrams_do_not_disturb_a_viewer(server_factory, camera_factor
     run(go())
 
 
-def test_chromium_plays_webrtc(server_factory, camera_factory, tmp_path):
-    """Headless Chromium plays the camera over WebRTC (JSON signaling) from a
-    page served by camrouter: the video reaches the camera's size and plays."""
-    cam = camera_factory(audio="opus", size="640x360")
+def chromium_plays(server_factory, cam, tmp_path, query, extra=""):
+    """Headless Chromium opens tests/browser/webrtc.html?QUERY, served by a
+    camrouter with `cam` (and `extra` config); what the page saw."""
     www = tmp_path / "www"
     www.mkdir()
     shutil.copy(ROOT / "tests/browser/webrtc.html", www / "webrtc.html")
     s = server_factory(
-        f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n  static_dir: {www}\n"
+        f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n  static_dir: {www}\n{extra}"
     ).start()
     r = subprocess.run(
-        ["node", str(ROOT / "tests/browser/visit.mjs"), f"{s.url}/webrtc.html?src=cam"],
+        ["node", str(ROOT / "tests/browser/visit.mjs"), f"{s.url}/webrtc.html?{query}"],
         capture_output=True, text=True, timeout=90,
     )
     assert r.returncode == 0, r.stderr + s.output()[-3000:]
-    seen = json.loads(r.stdout)
+    return json.loads(r.stdout)
+
+
+def test_chromium_plays_webrtc(server_factory, camera_factory, tmp_path):
+    """Headless Chromium plays the camera over WebRTC (JSON signaling) from a
+    page served by camrouter: the video reaches the camera's size and plays."""
+    cam = camera_factory(audio="opus", size="640x360")
+    seen = chromium_plays(server_factory, cam, tmp_path, "src=cam")
     print("\nchromium:", seen)
     assert seen["errors"] == [], seen
     assert (seen["width"], seen["height"]) == (640, 360), seen
@@ -357,23 +363,13 @@ def test_chromium_recovers_lost_video_by_nack(server_factory, camera_factory, tm
     again (NACK), camrouter resends them from its history, and the browser
     counts no packet lost in the end and plays on without freezes."""
     cam = camera_factory(audio="none", size="640x360")
-    www = tmp_path / "www"
-    www.mkdir()
-    shutil.copy(ROOT / "tests/browser/webrtc.html", www / "webrtc.html")
     webrtc_port = free_udp_port()
     relay = LossyRelay(webrtc_port)
     try:
-        s = server_factory(
-            f"streams:\n  cam: {cam.url}\napi:\n  listen: 127.0.0.1:{{port}}\n  static_dir: {www}\n"
+        seen = chromium_plays(
+            server_factory, cam, tmp_path, "src=cam&play=6",
             f"webrtc:\n  listen: \"127.0.0.1:{webrtc_port}/udp\"\n"
-            f"  candidates: [\"127.0.0.1:{relay.port}\"]\n  filters:\n    candidates: []\n"
-        ).start()
-        r = subprocess.run(
-            ["node", str(ROOT / "tests/browser/visit.mjs"), f"{s.url}/webrtc.html?src=cam&play=6"],
-            capture_output=True, text=True, timeout=90,
-        )
-        assert r.returncode == 0, r.stderr + s.output()[-3000:]
-        seen = json.loads(r.stdout)
+            f"  candidates: [\"127.0.0.1:{relay.port}\"]\n  filters:\n    candidates: []\n")
         print("\nchromium:", seen, "relay dropped", relay.dropped, "of", relay.video)
         assert seen["errors"] == [], seen
         assert seen["currentTime"] > 5, seen
