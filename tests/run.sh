@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v openssl >/dev/null || missing+=(openssl)
+# Thread backtraces of a server when a test sees it stall (conftest.stacks).
+command -v gdb >/dev/null || missing+=(gdb)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # The web UI in Firefox too (tests/browser/firefox.mjs, over WebDriver BiDi).
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)

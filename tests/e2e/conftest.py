@@ -179,6 +179,18 @@ def children_of(pid):
     return out
 
 
+def stacks(pid):
+    """Every thread's backtrace of a running process (gdb, when installed):
+    for failures that look like a stall, to say where each thread waits."""
+    import shutil
+    if not shutil.which("gdb"):
+        return "(no gdb for thread backtraces)"
+    r = subprocess.run(
+        ["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 12"],
+        capture_output=True, text=True, timeout=60)
+    return "\n".join(l for l in r.stdout.splitlines() if l.startswith(("Thread", "#")))
+
+
 def wait_until(pred, timeout=10.0, step=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -3,7 +3,7 @@ delivers a source's audio to a producer's backchannel (exec #backchannel=1)."""
 
 import time
 
-from conftest import children_of, wait_until
+from conftest import children_of, stacks, wait_until
 
 TONE = (
     "exec:ffmpeg -hide_banner -loglevel error -re -f lavfi "
@@ -29,7 +29,8 @@ def test_play_audio_into_backchannel(server_factory, tmp_path):
     # On failure: where the audio stopped (the tone's producer, the play
     # consumer or the speaker's backchannel), from the counters.
     assert wait_until(lambda: out.exists() and out.stat().st_size > 8000, timeout=15), (
-        out.exists() and out.stat().st_size, s.get_json("/api/streams"), s.output())
+        out.exists() and out.stat().st_size, s.get_json("/api/streams"), s.output(),
+        stacks(s.proc.pid))
     data = out.read_bytes()
     # mu-law silence is 0xFF/0x7F; a 440 Hz tone has many distinct values.
     assert len(set(data[:4000])) > 20
