@@ -1,7 +1,8 @@
 #![no_main]
 //! A viewer's offer, as hostile as it likes: our reading of it, then the
 //! whole negotiation in webrtc-rs's core (SDP parsing, codec matching,
-//! answer) against a stream with H.264 and PCMA, as the server does it.
+//! answer) against a stream with H.264 (then H.265) and PCMA, as the server
+//! does it.
 use std::sync::OnceLock;
 
 use camrouter_webrtc::offer::Offer;
@@ -18,6 +19,13 @@ fuzz_target!(|data: &[u8]| {
     if offer.viewer_query().is_err() {
         return;
     }
+    // Read as a camera's answer too: the talk-back format of a webrtc: source.
+    let _ = offer.talk_format();
     let setup = SETUP.get_or_init(FuzzSetup::new);
     let _ = peer::negotiate(1, &offer, &setup.tracks, &[], &setup.certificate, &setup.candidates);
+    // The same offer against an H.265 camera.
+    let mut h265 = setup.tracks.clone();
+    h265[0].codec = "H265";
+    h265[0].fmtp = String::new();
+    let _ = peer::negotiate(2, &offer, &h265, &[], &setup.certificate, &setup.candidates);
 });
