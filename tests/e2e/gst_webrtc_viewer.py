@@ -21,7 +21,13 @@ from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
 URL, CODEC, WANT, TIMEOUT = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 Gst.init(None)
-result = {"frames": 0, "width": None, "height": None, "caps": None, "error": None}
+result = {"frames": 0, "width": None, "height": None, "caps": None, "error": None,
+          "stages": []}
+
+
+def stage(name):
+    """How far the session got (for a failure's report)."""
+    result["stages"].append(name)
 loop = GLib.MainLoop()
 pipe = Gst.Pipeline.new("viewer")
 webrtc = Gst.ElementFactory.make("webrtcbin", "webrtc")
@@ -47,6 +53,7 @@ def on_sample(sink):
 def on_pad(_, pad):
     if pad.get_direction() != Gst.PadDirection.SRC:
         return
+    stage("pad")
     result["caps"] = pad.get_current_caps().to_string()
     # The depayloader and libav's decoder for the codec offered (decodebin
     # would pick the same but links them late, racing the first packets).
@@ -61,6 +68,7 @@ def on_pad(_, pad):
 
 
 def post_offer(sdp_text):
+    stage("post")
     req = urllib.request.Request(URL, data=sdp_text.encode(), method="POST",
                                  headers={"Content-Type": "application/sdp"})
     try:
@@ -69,6 +77,7 @@ def post_offer(sdp_text):
     except Exception as e:  # the server's refusal is the result
         GLib.idle_add(fail, f"signaling: {e}")
         return
+    stage("answered")
     GLib.idle_add(set_answer, answer)
 
 
@@ -83,18 +92,22 @@ def set_answer(text):
 
 def on_gathering(element, _):
     # Candidates gathered: the whole offer goes in one POST (no trickle).
-    if element.get_property("ice-gathering-state") == GstWebRTC.WebRTCICEGatheringState.COMPLETE:
+    state = element.get_property("ice-gathering-state")
+    stage(f"gathering:{state.value_nick}")
+    if state == GstWebRTC.WebRTCICEGatheringState.COMPLETE:
         sdp = element.get_property("local-description").sdp.as_text()
         threading.Thread(target=post_offer, args=(sdp,), daemon=True).start()
 
 
 def on_offer(promise, _):
+    stage("offer")
     reply = promise.get_reply()
     offer = reply.get_value("offer")
     webrtc.emit("set-local-description", offer, None)
 
 
 def on_negotiation_needed(element):
+    stage("negotiation-needed")
     promise = Gst.Promise.new_with_change_func(on_offer, None)
     element.emit("create-offer", None, promise)
 
@@ -113,6 +126,10 @@ webrtc.emit("add-transceiver", GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
 webrtc.connect("on-negotiation-needed", on_negotiation_needed)
 webrtc.connect("notify::ice-gathering-state", on_gathering)
 webrtc.connect("pad-added", on_pad)
+webrtc.connect("notify::ice-connection-state",
+               lambda e, _: stage("ice:" + e.get_property("ice-connection-state").value_nick))
+webrtc.connect("notify::connection-state",
+               lambda e, _: stage("pc:" + e.get_property("connection-state").value_nick))
 bus = pipe.get_bus()
 bus.add_signal_watch()
 bus.connect("message", on_bus)

@@ -385,15 +385,26 @@ def test_chromium_recovers_lost_video_by_nack(server_factory, camera_factory, tm
 
 def gst_view(s, codec, frames=30, timeout=30):
     """GStreamer's webrtcbin (tests/e2e/gst_webrtc_viewer.py) views `cam`
-    by WHEP offering only `codec`; what it decoded."""
-    r = subprocess.run(
-        ["/usr/bin/python3", str(ROOT / "tests/e2e/gst_webrtc_viewer.py"),
-         f"{s.url}/api/webrtc?src=cam", codec, str(frames), str(timeout)],
-        capture_output=True, text=True, timeout=timeout + 30,
-    )
-    assert r.returncode == 0, r.stderr[-3000:] + s.output()[-3000:]
-    seen = json.loads(r.stdout.strip().splitlines()[-1])
-    seen["log"] = r.stderr[-3000:]
+    by WHEP offering only `codec`; what it decoded, and how far it got
+    (`stages`). A viewer that never connected (once in a full e2e run on a
+    loaded machine, not reproduced in 24 runs alone) is started again once,
+    as a player would; its first try is kept in `first_try`."""
+    def once():
+        r = subprocess.run(
+            ["/usr/bin/python3", str(ROOT / "tests/e2e/gst_webrtc_viewer.py"),
+             f"{s.url}/api/webrtc?src=cam", codec, str(frames), str(timeout)],
+            capture_output=True, text=True, timeout=timeout + 30,
+        )
+        assert r.returncode == 0, r.stderr[-3000:] + s.output()[-3000:]
+        seen = json.loads(r.stdout.strip().splitlines()[-1])
+        seen["log"] = r.stderr[-3000:]
+        return seen
+    seen = once()
+    if seen["error"] == "timeout" and "pc:connected" not in seen["stages"]:
+        print("\ngstreamer's first try did not connect:", seen, s.output()[-6000:])
+        first = seen
+        seen = once()
+        seen["first_try"] = first["stages"]
     return seen
 
 
@@ -403,7 +414,8 @@ def test_gstreamer_webrtcbin_plays_the_camera(server_factory, camera_factory, co
     and SRTP) offering only H.265 (as Safari can) gets an H.265 camera's
     video as is, decoded at the camera's size; likewise H.264."""
     cam = camera_factory(video=codec.lower(), audio="none", size="480x272")
-    s = start(server_factory, cam)
+    # Debug: a failure shows the server's ICE and DTLS steps.
+    s = start(server_factory, cam, "log:\n  level: debug\n")
     seen = gst_view(s, codec)
     print("\ngstreamer:", seen)
     assert seen["error"] is None, (seen, s.output()[-3000:])
