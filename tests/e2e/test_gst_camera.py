@@ -161,13 +161,20 @@ def test_onvif_backchannel_sdp(camera_factory):
 def test_onvif_backchannel_audio_reaches_file(camera_factory):
     cam = camera_factory(backchannel=True, audio="none", user="u", password="p")
     out = cam.backchannel_file
-    packets = tone_packets(50)
+    # 3 s of tone: the camera's backchannel pipeline starts with the PLAY
+    # and, on a loaded machine, may miss the first packets (once in a full
+    # CI run it missed a whole second of them).
+    packets = tone_packets(150)
     info = send_backchannel(cam.url, packets)
-    assert info["sent"] == 50
+    assert info["sent"] == 150
     assert info["channel"] == 0 and "interleaved=0-1" in info["transport"]
     assert info["control"] == cam.plain_url + "/stream=1"
     assert wait_until(lambda: out.exists() and out.stat().st_size >= 4000, timeout=5), (
         out.exists() and out.stat().st_size, cam.output())
-    # rtppcmudepay ! filesink: the RTP payloads, byte for byte.
-    assert out.read_bytes() == b"".join(packets)
+    # rtppcmudepay ! filesink: the RTP payloads, byte for byte and in order,
+    # from wherever the pipeline started to the last one sent.
+    data = out.read_bytes()
+    got = len(data) // 160
+    assert len(data) % 160 == 0 and got >= 25, len(data)
+    assert data == b"".join(packets[-got:]), got
     assert cam.plays() == 1
