@@ -323,19 +323,7 @@ impl FlvDemuxer {
             CodecName::H264 => avc_record(rec)?,
             _ => hevc_record(rec)?,
         };
-        let find = |pick: &dyn Fn(&[u8]) -> bool| sets.iter().find(|n| pick(n)).cloned();
-        let info = if codec == CodecName::H264 {
-            let sps = find(&|n| h264::nal_type_of(n) == h264::nal_type::SPS)
-                .ok_or_else(|| Error::invalid("AVC configuration", "no SPS"))?;
-            let pps = find(&|n| h264::nal_type_of(n) == h264::nal_type::PPS);
-            h264::codec_info(&sps, pps.as_deref())?
-        } else {
-            let sps = find(&|n| h265::nal_type_of(n) == h265::nal_type::SPS)
-                .ok_or_else(|| Error::invalid("HEVC configuration", "no SPS"))?;
-            let vps = find(&|n| h265::nal_type_of(n) == h265::nal_type::VPS);
-            let pps = find(&|n| h265::nal_type_of(n) == h265::nal_type::PPS);
-            h265::codec_info(vps.as_deref(), &sps, pps.as_deref())?
-        };
+        let info = record_codec_info(codec == CodecName::H264, &sets)?;
         let mut prefixed = Vec::new();
         for s in &sets {
             push_length_prefixed(&mut prefixed, s);
@@ -489,6 +477,24 @@ fn cts24(b: Option<&[u8]>) -> Result<i32> {
 
 /// AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1): the NAL length
 /// size and the parameter sets.
+/// The codec of an avcC (`h264`) or hvcC record's parameter sets, as
+/// [`avc_record`] / [`hevc_record`] return them (FLV and MP4 alike).
+pub(crate) fn record_codec_info(h264: bool, sets: &[Vec<u8>]) -> Result<CodecInfo> {
+    let find = |pick: &dyn Fn(&[u8]) -> bool| sets.iter().find(|n| pick(n)).cloned();
+    Ok(if h264 {
+        let sps = find(&|n| h264::nal_type_of(n) == h264::nal_type::SPS)
+            .ok_or_else(|| Error::invalid("AVC configuration", "no SPS"))?;
+        let pps = find(&|n| h264::nal_type_of(n) == h264::nal_type::PPS);
+        h264::codec_info(&sps, pps.as_deref())?
+    } else {
+        let sps = find(&|n| h265::nal_type_of(n) == h265::nal_type::SPS)
+            .ok_or_else(|| Error::invalid("HEVC configuration", "no SPS"))?;
+        let vps = find(&|n| h265::nal_type_of(n) == h265::nal_type::VPS);
+        let pps = find(&|n| h265::nal_type_of(n) == h265::nal_type::PPS);
+        h265::codec_info(vps.as_deref(), &sps, pps.as_deref())?
+    })
+}
+
 pub(crate) fn avc_record(b: &[u8]) -> Result<(usize, Vec<Vec<u8>>)> {
     let t = Error::Truncated("AVC configuration");
     let head = b.get(..6).ok_or(t.clone())?;

@@ -20,10 +20,10 @@ use std::collections::VecDeque;
 
 use crate::adts::{channels_of, AudioSpecificConfig};
 use crate::annexb::push_length_prefixed;
+use crate::av1;
 use crate::codec::{CodecInfo, CodecName, MediaKind, VIDEO_CLOCK_RATE};
 use crate::error::{Error, Result};
-use crate::flv::{avc_record, hevc_record};
-use crate::{av1, h264, h265};
+use crate::flv::{avc_record, hevc_record, record_codec_info};
 
 /// Largest `moov` read (an init segment is a few hundred bytes; a plain MP4's
 /// index is refused anyway).
@@ -715,19 +715,7 @@ fn read_trak(trak: &[u8]) -> Result<std::result::Result<Track, String>> {
             } else {
                 hevc_record(rec)?
             };
-            let find = |pick: &dyn Fn(&[u8]) -> bool| sets.iter().find(|n| pick(n)).cloned();
-            t.info = if h264 {
-                let sps = find(&|n| h264::nal_type_of(n) == h264::nal_type::SPS)
-                    .ok_or_else(|| Error::invalid("AVC configuration", "no SPS"))?;
-                let pps = find(&|n| h264::nal_type_of(n) == h264::nal_type::PPS);
-                h264::codec_info(&sps, pps.as_deref())?
-            } else {
-                let sps = find(&|n| h265::nal_type_of(n) == h265::nal_type::SPS)
-                    .ok_or_else(|| Error::invalid("HEVC configuration", "no SPS"))?;
-                let vps = find(&|n| h265::nal_type_of(n) == h265::nal_type::VPS);
-                let pps = find(&|n| h265::nal_type_of(n) == h265::nal_type::PPS);
-                h265::codec_info(vps.as_deref(), &sps, pps.as_deref())?
-            };
+            t.info = record_codec_info(h264, &sets)?;
             t.length_size = length_size;
             for s in &sets {
                 push_length_prefixed(&mut t.sets, s);
@@ -842,6 +830,7 @@ fn esds_audio_config(b: &[u8]) -> Result<Option<&[u8]>> {
 mod tests {
     use super::*;
     use crate::fmp4::{Fmp4Writer, Sample};
+    use crate::h264;
 
     /// The fmp4_demux fuzz target's out-of-memory input: a trun whose
     /// samples all come from the defaults, counted in billions. Fed as the
